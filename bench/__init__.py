@@ -1,0 +1,1 @@
+"""Benchmark workloads, baselines and reports for lrpilot."""

@@ -1,0 +1,1 @@
+"""Adapters from lrpilot to training frameworks (PyTorch, Lightning, Hugging Face, DDP)."""

@@ -1,0 +1,229 @@
+"""Wire models shared by the client, the service and the engine: the one source of truth.
+
+Every message that crosses the wire (or the in-process boundary of the embedded mode) is one of
+these models. Non-finite losses are legal data (they are divergence signals), and JSON has no
+NaN, so they travel as the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"``.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+SCHEMA_VERSION = 1
+
+Action = Literal["continue", "snapshot", "restore", "evaluate", "done"]
+Phase = Literal["warmup", "search", "exploit", "anneal", "done"]
+JobStatus = Literal["running", "done", "deleted"]
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/-]*$")]
+PositiveFinite = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+class WireModel(BaseModel):
+    """Base: strict about unknown fields (typos must fail loudly) and NaN-safe JSON."""
+
+    model_config = ConfigDict(extra="forbid", ser_json_inf_nan="strings")
+
+
+class TunerConfig(WireModel):
+    """A job's configuration: everything the engine needs to plan, validated on arrival.
+
+    Sizes left as ``None`` are derived from ``total_steps`` by the engine (docs/engine.md).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    lr_min: PositiveFinite = Field(1e-5, description="Smallest LR the search may try (searched in log space).")
+    lr_max: PositiveFinite = Field(1.0, description="Largest LR the search may try.")
+    total_steps: int | None = Field(
+        None, ge=10, le=100_000_000, description="Training budget in steps, search included; enables planning."
+    )
+    warmup_steps: int = Field(0, ge=0, description="Linear warmup length (not searched).")
+    warmup_lr: PositiveFinite | None = Field(
+        None, description="LR reached at the end of warmup; default: geometric quarter point of the range."
+    )
+    candidates: int = Field(10, ge=2, le=64, description="LRs tried in the first stage's search.")
+    refine_candidates: int | None = Field(
+        None, ge=0, le=64, description="LRs tried in later stages (narrowed range); default min(4, candidates)."
+    )
+    tau: int | None = Field(None, ge=10, description="First stage's exploitation length; default from budget.")
+    tau_max: int | None = Field(None, ge=10, description="Cap on the exploitation length as it doubles.")
+    tau_ratio: float = Field(0.1, gt=0, le=1, description="Search window per candidate as a share of tau.")
+    objective: Literal["train", "val"] = Field("train", description="Loss the search minimises.")
+    search: Literal["bo", "space_filling"] = Field(
+        "bo", description="'bo': GP + log expected improvement; 'space_filling': AutoLRS-like coverage."
+    )
+    anneal: Literal["linear", "none"] = Field("linear", description="Shape of the final phase when budgeted.")
+    anneal_fraction: float = Field(0.2, ge=0, lt=1, description="Least share of the budget kept for annealing.")
+    divergence_factor: float = Field(
+        3.0, gt=1, allow_inf_nan=False, description="A try whose loss exceeds this multiple of the stage's start."
+    )
+    window_max: int = Field(256, ge=1, le=1_000_000, description="Longest window between two reports.")
+    seed: int = Field(0, ge=0, lt=2**32)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.lr_min >= self.lr_max:
+            raise ValueError(f"lr_min ({self.lr_min:g}) must be smaller than lr_max ({self.lr_max:g})")
+        if self.total_steps is not None and self.warmup_steps >= self.total_steps:
+            raise ValueError(
+                f"warmup_steps ({self.warmup_steps}) must be smaller than total_steps ({self.total_steps})"
+            )
+        if self.tau is not None and self.tau_max is not None and self.tau_max < self.tau:
+            raise ValueError(f"tau_max ({self.tau_max}) must be at least tau ({self.tau})")
+        if self.warmup_lr is not None and not self.lr_min <= self.warmup_lr <= self.lr_max:
+            raise ValueError(
+                f"warmup_lr ({self.warmup_lr:g}) must lie in [lr_min, lr_max] = [{self.lr_min:g}, {self.lr_max:g}]"
+            )
+        return self
+
+
+class Forecast(WireModel):
+    """One candidate's outcome: the loss predicted at the end of the stage's exploitation."""
+
+    lr: float
+    predicted: float
+    uncertainty: float
+    method: Literal["exp", "level", "diverged"]
+    steps: int = Field(ge=0, description="Steps the candidate trained before it was scored.")
+
+
+class Decision(WireModel):
+    """What the training loop does for the next window: no network until ``steps`` are done.
+
+    The LR moves linearly from ``lr`` at ``start_step`` toward ``lr_end`` at ``start_step + steps``
+    (equal for constant windows). The loop stops the window early, and reports what it has, when a
+    loss is non-finite or above ``max_loss``, or a gradient norm is above ``max_grad_norm``.
+    """
+
+    job: str | None = None
+    window: int = Field(ge=0)
+    start_step: int = Field(ge=0)
+    steps: int = Field(ge=0)
+    lr: float
+    lr_end: float
+    action: Action
+    phase: Phase
+    stage: int = Field(ge=-1)
+    candidate: int | None = None
+    reason: str
+    forecast: Forecast | None = None
+    eval_at: list[int] = Field(default_factory=list)
+    max_loss: float | None = None
+    max_grad_norm: float | None = None
+
+    def lr_at(self, step: int) -> float:
+        """The LR for absolute ``step`` inside this window (linear from lr to lr_end)."""
+        if self.steps <= 0 or self.lr_end == self.lr:
+            return self.lr
+        offset = min(max(step - self.start_step, 0), self.steps)
+        return self.lr + (self.lr_end - self.lr) * offset / self.steps
+
+    def should_stop(self, loss: float, grad_norm: float | None = None) -> bool:
+        """The window's early-stop guard, evaluated locally by the client (no network)."""
+        if not math.isfinite(loss):
+            return True
+        if self.max_loss is not None and loss > self.max_loss:
+            return True
+        if grad_norm is None or self.max_grad_norm is None:
+            return False
+        return not math.isfinite(grad_norm) or grad_norm > self.max_grad_norm
+
+
+class WindowReport(WireModel):
+    """The observations of one window, posted when it ends (or when its guard stopped it)."""
+
+    start_step: int = Field(ge=0, description="Absolute step of the first loss (steps consumed so far).")
+    losses: list[float] = Field(max_length=1_000_000, description="One training loss per step trained.")
+    grad_norms: list[float] | None = Field(None, description="Optional: one gradient norm per step.")
+    lrs: list[float] | None = Field(
+        None, description="Optional: the LR the loop actually used per step (differs from the plan in fallback)."
+    )
+    val_losses: dict[int, float] | None = Field(
+        None, description="Optional: validation loss keyed by the absolute step it was measured after."
+    )
+
+    @model_validator(mode="after")
+    def _lengths_match(self) -> Self:
+        if self.grad_norms is not None and len(self.grad_norms) != len(self.losses):
+            raise ValueError(
+                f"grad_norms has {len(self.grad_norms)} values but losses has {len(self.losses)}: "
+                "send one gradient norm per loss, or none"
+            )
+        if self.lrs is not None and len(self.lrs) != len(self.losses):
+            raise ValueError(
+                f"lrs has {len(self.lrs)} values but losses has {len(self.losses)}: send one LR per loss, or none"
+            )
+        return self
+
+    @field_validator("val_losses")
+    @classmethod
+    def _val_steps_non_negative(cls, value: dict[int, float] | None) -> dict[int, float] | None:
+        if value is not None and any(step < 0 for step in value):
+            raise ValueError("val_losses keys are absolute step numbers and must be >= 0")
+        return value
+
+
+class JobCreate(WireModel):
+    """Create a job, or re-attach to the existing one with the same tenant and name."""
+
+    name: Name
+    config: TunerConfig = Field(default_factory=TunerConfig)  # type: ignore[arg-type]
+
+
+class JobView(WireModel):
+    """A job as the API shows it, with the decision the training loop should act on now."""
+
+    name: str
+    tenant: str
+    status: JobStatus
+    config: TunerConfig
+    decision: Decision
+    steps_reported: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class ScheduleStep(WireModel):
+    """The LR actually in effect for one reported step, and why."""
+
+    step: int
+    lr: float
+    loss: float
+    window: int
+    phase: Phase
+    stage: int
+    candidate: int | None = None
+
+
+class StageSummary(WireModel):
+    """One stage: the range searched, every candidate with its forecast, and the LR chosen."""
+
+    stage: int
+    tau: int
+    search_steps: int
+    lr_low: float
+    lr_high: float
+    candidates: list[Forecast]
+    chosen_lr: float | None = None
+    reason: str = ""
+
+
+class Schedule(WireModel):
+    """Everything that happened to a job: per-step LRs, stages and candidates."""
+
+    job: str
+    steps: list[ScheduleStep]
+    stages: list[StageSummary]
+    search_share: float = Field(description="Share of reported steps spent on search candidates.")
+
+
+class ErrorBody(WireModel):
+    """Every 4xx carries one of these: what was wrong and what to do about it."""
+
+    detail: str
+    expected_window: int | None = None

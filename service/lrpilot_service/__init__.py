@@ -1,0 +1,1 @@
+"""lrpilot service: the engine, the job store and the HTTP API."""

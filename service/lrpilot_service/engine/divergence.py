@@ -1,0 +1,76 @@
+"""When a try counts as diverged, and the guards the client checks locally to stop it early.
+
+A diverging candidate is worth nothing more once it is seen, so the decision carries thresholds
+(``max_loss``, ``max_grad_norm``) that the client tests on every step without the network, and
+the engine re-checks the report with the same rule so both sides agree.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+
+#: A gradient norm this many times the recent median is an explosion.
+GRAD_EXPLOSION_FACTOR = 10.0
+#: Need at least this many recent gradient norms before judging explosions.
+GRAD_MIN_HISTORY = 8
+#: Recent finite losses / gradient norms kept in state as the reference level.
+HISTORY = 32
+#: Losses before a stage that set its reference level.
+REFERENCE_STEPS = 16
+#: Without history (first stage, no warmup) the first try's first losses set the reference.
+FIRST_TRY_REFERENCE_STEPS = 4
+
+
+def loss_threshold(reference: float | None, factor: float) -> float | None:
+    """Loss above which a try has diverged: ``factor`` times the reference, sign-safe.
+
+    ``reference + (factor - 1) * |reference|`` equals ``factor * reference`` for positive losses
+    and still lies above the reference for negative ones (log-likelihood style objectives).
+    """
+    if reference is None or not math.isfinite(reference) or reference == 0:
+        return None
+    return reference + (factor - 1) * abs(reference)
+
+
+def grad_threshold(recent_grad_norms: Sequence[float]) -> float | None:
+    """Gradient norm above which a try has exploded, from the recent median."""
+    if len(recent_grad_norms) < GRAD_MIN_HISTORY:
+        return None
+    median = statistics.median(recent_grad_norms)
+    return GRAD_EXPLOSION_FACTOR * median if median > 0 else None
+
+
+def first_divergence(
+    losses: Sequence[float],
+    grad_norms: Sequence[float] | None,
+    max_loss: float | None,
+    max_grad_norm: float | None,
+) -> int | None:
+    """Index of the first step that diverged, or None: the same rule as Decision.should_stop."""
+    for i, loss in enumerate(losses):
+        if not math.isfinite(loss) or (max_loss is not None and loss > max_loss):
+            return i
+        if grad_norms is not None and max_grad_norm is not None:
+            norm = grad_norms[i]
+            if not math.isfinite(norm) or norm > max_grad_norm:
+                return i
+    return None
+
+
+def reference_level(values: Sequence[float]) -> float | None:
+    """The high end of recent losses, the level a try must exceed ``factor`` times to diverge.
+
+    Minibatch losses are noisy: a threshold on their median trips on ordinary spikes, so the
+    reference is the largest recent finite loss, which already contains the noise's amplitude.
+    """
+    finite = [v for v in values[-REFERENCE_STEPS:] if math.isfinite(v)]
+    return max(finite) if finite else None
+
+
+def remember(history: list[float], values: Sequence[float] | None) -> list[float]:
+    """Append the finite values to a bounded history (oldest dropped)."""
+    if values:
+        history = history + [float(v) for v in values if math.isfinite(v)]
+    return history[-HISTORY:]

@@ -1,0 +1,259 @@
+"""The stage state machine: ``advance(config, state, report) -> (state, decision)``.
+
+A job moves through segments of steps: warmup, then per stage a search (tries of tau' steps,
+each from the stage snapshot) and an exploitation of tau steps at the chosen LR, then a final
+anneal when the budget is known. A segment is reported in windows of at most ``window_max``
+steps; the state records where in the plan the job stands, so any process can continue it.
+"""
+
+from __future__ import annotations
+
+import math
+
+from lrpilot.protocol import Action, Decision, Forecast, TunerConfig, WindowReport
+
+from lrpilot_service.engine import divergence
+from lrpilot_service.engine.budget import MIN_TRY_STEPS, Budget, refine_range, resolve
+from lrpilot_service.engine.stage import begin_search, conclude, finish_try, next_try, record_try_steps
+from lrpilot_service.engine.state import State, copy_state, current_decision, new_state
+
+#: Divergence in exploitation or anneal: restore the stage snapshot and divide the LR by this.
+BACKOFF = 4.0
+#: Validation points per search try when the objective is validation loss.
+EVALS_PER_TRY = 8
+
+
+class ReportRejected(ValueError):
+    """A report that cannot belong to the window the job awaits; the message says what to fix."""
+
+
+def advance(config: TunerConfig, state: State | None, report: WindowReport | None) -> tuple[State, Decision]:
+    """Take the awaited window's report and decide the next window. Pure and deterministic."""
+    budget = resolve(config)
+    if state is None:
+        if report is not None:
+            raise ReportRejected("a new job has no window to report yet: create it first")
+        fresh = new_state(budget.tau)
+        if budget.warmup_steps > 0:
+            first = budget.warmup_lr / budget.warmup_steps
+            last = budget.warmup_lr * (budget.warmup_steps + 1) / budget.warmup_steps
+            _set_segment(fresh, "warmup", 0, budget.warmup_steps, first, last)
+            return _emit(fresh, config, "continue", f"linear warmup to lr={budget.warmup_lr:.3g}")
+        action, reason = _plan_next(fresh, config, budget)
+        return _emit(fresh, config, action, reason)
+    if report is None:
+        raise ReportRejected("a report is required to advance an existing job")
+    st = copy_state(state)
+    awaited = current_decision(st)
+    _check(st, awaited, report)
+    st["window"] += 1
+    action, reason, forecast = _absorb(st, config, budget, awaited, report)
+    return _emit(st, config, action, reason, forecast)
+
+
+def _check(st: State, awaited: Decision, report: WindowReport) -> None:
+    if awaited.action == "done":
+        raise ReportRejected(f"job is done (window {awaited.window} was its last decision); nothing to report")
+    if report.start_step != st["next_step"]:
+        raise ReportRejected(
+            f"window {awaited.window} starts at step {st['next_step']}, but the report starts at step "
+            f"{report.start_step}: send the losses of steps {st['next_step']}..{st['next_step'] + awaited.steps - 1}"
+        )
+    if not report.losses:
+        raise ReportRejected(f"the report for window {awaited.window} has no losses: send at least one")
+    if len(report.losses) > awaited.steps:
+        raise ReportRejected(
+            f"window {awaited.window} planned {awaited.steps} steps but the report has {len(report.losses)} "
+            "losses: send at most the planned number and post the rest with the next window"
+        )
+    end = report.start_step + len(report.losses)
+    for step in report.val_losses or {}:
+        if not report.start_step <= step < end:
+            raise ReportRejected(
+                f"val_losses has step {step}, outside this report's steps {report.start_step}..{end - 1}"
+            )
+
+
+def _absorb(
+    st: State, config: TunerConfig, budget: Budget, awaited: Decision, report: WindowReport
+) -> tuple[Action, str, Forecast | None]:
+    """Fold one report into the state; return the next action, why, and a finished try's forecast."""
+    losses = report.losses
+    phase = st["phase"]
+    _note_grads(st, report.grad_norms)
+    if phase != "search":
+        st["recent_losses"] = divergence.remember(st["recent_losses"], losses)
+        st["recent_grads"] = divergence.remember(st["recent_grads"], report.grad_norms)
+    elif st["ref_loss"] is None:
+        st["ref_loss"] = divergence.reference_level(losses[: divergence.FIRST_TRY_REFERENCE_STEPS])
+    max_loss = divergence.loss_threshold(st["ref_loss"], config.divergence_factor)
+    stop = divergence.first_divergence(losses, report.grad_norms, max_loss, awaited.max_grad_norm)
+    st["next_step"] += len(losses)
+    step, end = st["next_step"], st["segment"]["end"]
+
+    if phase == "search":
+        record_try_steps(st, losses, report.val_losses)
+        if stop is None and step < end:
+            return "continue", f"try continues at lr={awaited.lr:.3g}", None
+        started = st["search"]["try"]["start"]
+        forecast = finish_try(st, config, st["tau"], step - started, diverged=stop is not None)
+        note = f"try at lr={forecast.lr:.3g} {_outcome(forecast)}"
+        if len(st["search"]["xs"]) < st["search"]["n"]:
+            reason = next_try(st, config, step)
+            _set_segment(st, "search", step, step + st["search"]["try_steps"], st["search"]["try"]["lr"])
+            return "restore", f"{note}; {reason}", forecast
+        lr, keep_going, reason = conclude(st, config)
+        already = step - started if keep_going else 0
+        _set_segment(st, "exploit", step, step + max(1, st["tau"] - already), lr)
+        action: Action = "continue" if keep_going else "restore"
+        return action, f"{note}; {reason}; exploit {st['segment']['end'] - step} steps", forecast
+
+    if stop is not None and phase in ("exploit", "anneal"):
+        return _back_off(st, config, budget, losses[stop]) + (None,)
+    if step < end:
+        return ("evaluate" if _eval_steps(st, config) else "continue"), f"{phase} continues", None
+    action, reason = _plan_next(st, config, budget)
+    return action, f"{phase} done; {reason}", None
+
+
+def _back_off(st: State, config: TunerConfig, budget: Budget, bad_loss: float) -> tuple[Action, str]:
+    """Divergence while exploiting or annealing: rewind to the snapshot at a quarter of the LR."""
+    seg, step = st["segment"], st["next_step"]
+    lr = max(config.lr_min, _lr_at(seg, step) / BACKOFF)
+    st["best_lr"] = max(config.lr_min, (st["best_lr"] or lr) / BACKOFF)
+    action: Action = "restore" if st["stage"] >= 0 else "continue"
+    why = f"loss {bad_loss:.4g} diverged in {st['phase']}; "
+    if st["phase"] == "anneal":
+        _set_segment(st, "anneal", step, seg["end"], lr, config.lr_min)
+        return action, why + f"{action} and anneal from lr={lr:.3g}"
+    limit = _planning_limit(budget)
+    end = min(step + st["tau"], limit) if limit is not None else step + st["tau"]
+    if end <= step:
+        plan_action, reason = _plan_next(st, config, budget)
+        return ("restore" if action == "restore" else plan_action), why + reason
+    _set_segment(st, "exploit", step, end, lr)
+    return action, why + f"{action} and exploit at lr={lr:.3g}"
+
+
+def _planning_limit(budget: Budget) -> int | None:
+    return None if budget.total_steps is None else budget.total_steps - budget.anneal_reserve
+
+
+def _plan_next(st: State, config: TunerConfig, budget: Budget) -> tuple[Action, str]:
+    """Start the next stage if the budget pays for its search and exploitation; else finish."""
+    step, total = st["next_step"], budget.total_steps
+    if total is not None and step >= total:
+        _set_segment(st, "done", step, step, st["segment"]["lr_end"])
+        return "done", f"budget of {total} steps used"
+    k = st["stage"] + 1
+    tau = budget.tau if k == 0 else budget.next_tau(st["tau"])
+    n = config.candidates if k == 0 else budget.refine_candidates
+    limit = _planning_limit(budget)
+    if limit is not None:
+        room = limit - step
+        if n * budget.try_steps(tau, config.tau_ratio) + tau > room:
+            if k > 0 or room < (n + 1) * MIN_TRY_STEPS:
+                return _finish(st, config, budget)
+            tau = _largest_tau(room, n, budget, config.tau_ratio)
+    st["stage"], st["tau"] = k, tau
+    st["ref_loss"] = divergence.reference_level(st["recent_losses"])
+    if n == 0 and st["best_lr"] is not None:
+        _set_segment(st, "exploit", step, step + tau, st["best_lr"])
+        return "snapshot", f"stage {k}: exploit lr={st['best_lr']:.3g} for {tau} steps (no search)"
+    if k == 0 or st["best_lr"] is None:
+        low, high, n = config.lr_min, config.lr_max, max(n, config.candidates)
+    else:
+        low, high = refine_range(config, st["best_lr"])
+    try_steps = budget.try_steps(tau, config.tau_ratio)
+    begin_search(st, config, low, high, n, tau, try_steps)
+    reason = next_try(st, config, step)
+    _set_segment(st, "search", step, step + try_steps, st["search"]["try"]["lr"])
+    return "snapshot", f"stage {k} (tau={tau}, {n} tries of {try_steps} steps in [{low:.3g}, {high:.3g}]): {reason}"
+
+
+def _largest_tau(room: int, n: int, budget: Budget, ratio: float) -> int:
+    """The longest first stage that still fits in ``room`` steps with its search."""
+    tau = max(1, math.floor(room / (1 + n * ratio)))
+    while tau > 1 and n * budget.try_steps(tau, ratio) + tau > room:
+        tau -= 1
+    return tau
+
+
+def _finish(st: State, config: TunerConfig, budget: Budget) -> tuple[Action, str]:
+    """The rest of the budget cannot pay for another stage: anneal (or hold) to the end."""
+    step, total = st["next_step"], budget.total_steps
+    assert total is not None  # only budgeted jobs finish
+    lr = st["best_lr"] if st["best_lr"] is not None else budget.warmup_lr
+    if config.anneal == "linear":
+        _set_segment(st, "anneal", step, total, lr, config.lr_min)
+        return "continue", f"anneal linearly from lr={lr:.3g} to {config.lr_min:.3g} over the last {total - step} steps"
+    _set_segment(st, "exploit", step, total, lr)
+    return "continue", f"exploit lr={lr:.3g} for the last {total - step} steps"
+
+
+def _set_segment(st: State, phase: str, start: int, end: int, lr: float, lr_end: float | None = None) -> None:
+    st["phase"] = phase
+    st["segment"] = {"start": start, "end": end, "lr": lr, "lr_end": lr if lr_end is None else lr_end}
+
+
+def _lr_at(seg: dict[str, float], step: int) -> float:
+    span = seg["end"] - seg["start"]
+    if span <= 0 or seg["lr_end"] == seg["lr"]:
+        return seg["lr"]
+    return seg["lr"] + (seg["lr_end"] - seg["lr"]) * (step - seg["start"]) / span
+
+
+def _eval_steps(st: State, config: TunerConfig) -> list[int]:
+    """Steps after which the client measures validation loss (search tries, val objective)."""
+    if config.objective != "val" or st["phase"] != "search":
+        return []
+    seg = st["segment"]
+    spacing = max(1, (seg["end"] - seg["start"]) // EVALS_PER_TRY)
+    first = st["next_step"]
+    last = min(seg["end"], first + config.window_max)
+    return [s for s in range(seg["start"] + spacing - 1, seg["end"], spacing) if first <= s < last]
+
+
+def _note_grads(st: State, grad_norms: list[float] | None) -> None:
+    finite = [g for g in grad_norms or [] if math.isfinite(g)]
+    summary = st["grad_norms"]
+    summary["count"] += len(finite)
+    summary["sum"] += sum(finite)
+    summary["max"] = max([summary["max"], *finite])
+
+
+def _outcome(forecast: Forecast) -> str:
+    if forecast.method == "diverged":
+        return f"diverged after {forecast.steps} steps"
+    return f"forecast {forecast.predicted:.4g} ± {forecast.uncertainty:.2g} ({forecast.method})"
+
+
+def _emit(
+    st: State, config: TunerConfig, action: Action, reason: str, forecast: Forecast | None = None
+) -> tuple[State, Decision]:
+    """Write the decision for the awaited window into the state and return both."""
+    seg, step, phase = st["segment"], st["next_step"], st["phase"]
+    steps = 0 if phase == "done" else min(seg["end"] - step, config.window_max)
+    search = st["search"]
+    guarded = phase in ("search", "exploit", "anneal")
+    eval_at = _eval_steps(st, config)
+    if action == "continue" and eval_at:
+        action = "evaluate"
+    decision = Decision(
+        window=st["window"],
+        start_step=step,
+        steps=steps,
+        lr=_lr_at(seg, step),
+        lr_end=_lr_at(seg, step + steps),
+        action=action,
+        phase=phase,  # type: ignore[arg-type]
+        stage=st["stage"],
+        candidate=len(search["xs"]) if phase == "search" and search else None,
+        reason=reason,
+        forecast=forecast,
+        eval_at=eval_at,
+        max_loss=divergence.loss_threshold(st["ref_loss"], config.divergence_factor) if guarded else None,
+        max_grad_norm=divergence.grad_threshold(st["recent_grads"]) if guarded else None,
+    )
+    st["decision"] = decision.model_dump(mode="json")
+    return st, decision

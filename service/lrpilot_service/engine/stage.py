@@ -1,0 +1,116 @@
+"""One stage's search: propose tries, score them with the forecaster, pick the LR to exploit.
+
+All search bookkeeping lives in ``state["search"]`` and the stage's summary in
+``state["stages"][-1]``, so a stage survives a restart of the service mid-search.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from lrpilot.protocol import Forecast, TunerConfig
+
+from lrpilot_service.engine.budget import lr_of
+from lrpilot_service.engine.forecast import LossForecast, forecast_loss
+from lrpilot_service.engine.search import choose_best, propose_next
+from lrpilot_service.engine.state import State
+
+#: Points tried per search are spread by the stage so seeds differ between stages and tries.
+SEED_STRIDE = 1_000
+
+
+def begin_search(state: State, config: TunerConfig, low: float, high: float, n: int, tau: int, try_steps: int) -> None:
+    """Open a stage's search over [low, high] (log scale) with ``n`` tries of ``try_steps``."""
+    state["search"] = {"low": low, "high": high, "n": n, "try_steps": try_steps, "xs": [], "ys": [], "try": None}
+    state["stages"].append(
+        {
+            "stage": state["stage"],
+            "tau": tau,
+            "search_steps": 0,
+            "lr_low": low,
+            "lr_high": high,
+            "candidates": [],
+            "chosen_lr": None,
+            "reason": "",
+        }
+    )
+
+
+def next_try(state: State, config: TunerConfig, start: int) -> str:
+    """Choose and open the next try; returns the proposal's reason for the decision."""
+    search = state["search"]
+    seed = config.seed * SEED_STRIDE + state["stage"] * 64 + len(search["xs"])
+    proposal = propose_next(search["xs"], search["ys"], method=config.search, seed=seed)
+    lr = lr_of(proposal.x, search["low"], search["high"])
+    search["try"] = {"x": proposal.x, "lr": lr, "start": start, "losses": [], "vals": {}}
+    return f"try {len(search['xs']) + 1}/{search['n']} lr={lr:.3g} ({proposal.method}: {proposal.reason})"
+
+
+def record_try_steps(state: State, losses: Sequence[float], val_losses: dict[int, float] | None) -> None:
+    """Keep a running try's finite observations (the report may be one of several windows)."""
+    current = state["search"]["try"]
+    current["losses"].extend(float(v) for v in losses if math.isfinite(v))
+    for step, value in (val_losses or {}).items():
+        if math.isfinite(value):
+            current["vals"][str(step)] = float(value)
+    state["stages"][-1]["search_steps"] += len(losses)
+
+
+def finish_try(state: State, config: TunerConfig, tau: int, steps: int, diverged: bool) -> Forecast:
+    """Score the running try, add it to the GP's data and the stage summary."""
+    search = state["search"]
+    current = search["try"]
+    losses: list[float] = current["losses"]
+    if diverged:
+        worst = max(losses) if losses else (state["ref_loss"] or 0.0)
+        forecast = Forecast(lr=current["lr"], predicted=worst, uncertainty=0.0, method="diverged", steps=steps)
+        search["ys"].append(None)
+    else:
+        fitted = _forecast_try(current, config, losses, tau)
+        forecast = Forecast(
+            lr=current["lr"],
+            predicted=fitted.predicted,
+            uncertainty=fitted.uncertainty,
+            method=fitted.method,
+            steps=steps,
+        )
+        search["ys"].append(fitted.predicted)
+        current["note"] = fitted.reason
+    search["xs"].append(current["x"])
+    state["stages"][-1]["candidates"].append(forecast.model_dump(mode="json"))
+    return forecast
+
+
+def _forecast_try(current: dict[str, Any], config: TunerConfig, losses: list[float], tau: int) -> LossForecast:
+    """Forecast the try's loss at t = tau, on validation losses when the job asks for them."""
+    if config.objective == "val" and len(current["vals"]) >= 3:
+        steps = sorted(int(s) for s in current["vals"])
+        spacing = max(1, (steps[-1] - current["start"] + 1) // len(steps))
+        series = [current["vals"][str(s)] for s in steps]
+        return forecast_loss(series, max(len(series), math.ceil(tau / spacing)))
+    fitted = forecast_loss(losses, max(len(losses), tau))
+    if config.objective == "val":
+        return LossForecast(fitted.predicted, fitted.uncertainty, fitted.method, f"{fitted.reason}; no val losses")
+    return fitted
+
+
+def conclude(state: State, config: TunerConfig) -> tuple[float, bool, str]:
+    """Pick the stage's LR by the GP posterior mean; say whether the last try can simply go on.
+
+    Returns (lr, continue_last_try, reason). Continuing is free when the winner is the try that
+    just ran to completion: its model is already trained at that LR, so no restore is needed.
+    """
+    search = state["search"]
+    seed = config.seed * SEED_STRIDE + state["stage"] * 64 + 63
+    choice = choose_best(search["xs"], search["ys"], seed=seed)
+    lr = lr_of(choice.x, search["low"], search["high"])
+    last = search["try"]
+    keep_going = last is not None and last["x"] == choice.x and search["ys"][-1] is not None
+    summary = state["stages"][-1]
+    summary["chosen_lr"] = lr
+    summary["reason"] = choice.reason
+    state["best_lr"] = lr
+    state["search"] = None
+    return lr, keep_going, f"chose lr={lr:.3g}: {choice.reason}"

@@ -31,15 +31,16 @@ def loss_threshold(reference: float | None, factor: float) -> float | None:
     """
     if reference is None or not math.isfinite(reference) or reference == 0:
         return None
-    return reference + (factor - 1) * abs(reference)
+    threshold = reference + (factor - 1) * abs(reference)
+    return threshold if math.isfinite(threshold) else None
 
 
 def grad_threshold(recent_grad_norms: Sequence[float]) -> float | None:
     """Gradient norm above which a try has exploded, from the recent median."""
     if len(recent_grad_norms) < GRAD_MIN_HISTORY:
         return None
-    median = statistics.median(recent_grad_norms)
-    return GRAD_EXPLOSION_FACTOR * median if median > 0 else None
+    threshold = GRAD_EXPLOSION_FACTOR * statistics.median(recent_grad_norms)
+    return threshold if 0 < threshold < math.inf else None
 
 
 def first_divergence(

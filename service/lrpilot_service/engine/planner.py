@@ -117,22 +117,29 @@ def _absorb(
 
 
 def _back_off(st: State, config: TunerConfig, budget: Budget, bad_loss: float) -> tuple[Action, str]:
-    """Divergence while exploiting or annealing: rewind to the snapshot at a quarter of the LR."""
+    """Divergence while exploiting or annealing: rewind to the snapshot at a quarter of the LR.
+
+    Restoring also serves as the next stage's snapshot (the model is then exactly the snapshot),
+    so a divergence at the end of a segment restores and moves on.
+    """
     seg, step = st["segment"], st["next_step"]
     lr = max(config.lr_min, _lr_at(seg, step) / BACKOFF)
     st["best_lr"] = max(config.lr_min, (st["best_lr"] or lr) / BACKOFF)
-    action: Action = "restore" if st["stage"] >= 0 else "continue"
+    rewind: Action = "restore" if st["stage"] >= 0 else "continue"
     why = f"loss {bad_loss:.4g} diverged in {st['phase']}; "
-    if st["phase"] == "anneal":
-        _set_segment(st, "anneal", step, seg["end"], lr, config.lr_min)
-        return action, why + f"{action} and anneal from lr={lr:.3g}"
     limit = _planning_limit(budget)
-    end = min(step + st["tau"], limit) if limit is not None else step + st["tau"]
+    if st["phase"] == "anneal":
+        end = seg["end"]
+    else:
+        end = min(step + st["tau"], limit) if limit is not None else step + st["tau"]
     if end <= step:
-        plan_action, reason = _plan_next(st, config, budget)
-        return ("restore" if action == "restore" else plan_action), why + reason
+        action, reason = _plan_next(st, config, budget)
+        return (action if action == "done" else rewind), why + reason
+    if st["phase"] == "anneal":
+        _set_segment(st, "anneal", step, end, lr, config.lr_min)
+        return rewind, why + f"{rewind} and anneal from lr={lr:.3g}"
     _set_segment(st, "exploit", step, end, lr)
-    return action, why + f"{action} and exploit at lr={lr:.3g}"
+    return rewind, why + f"{rewind} and exploit at lr={lr:.3g}"
 
 
 def _planning_limit(budget: Budget) -> int | None:
@@ -217,8 +224,9 @@ def _eval_steps(st: State, config: TunerConfig) -> list[int]:
 def _note_grads(st: State, grad_norms: list[float] | None) -> None:
     finite = [g for g in grad_norms or [] if math.isfinite(g)]
     summary = st["grad_norms"]
-    summary["count"] += len(finite)
-    summary["sum"] += sum(finite)
+    for norm in finite:  # a running mean cannot overflow where a running sum can
+        summary["count"] += 1
+        summary["mean"] += (norm - summary["mean"]) / summary["count"]
     summary["max"] = max([summary["max"], *finite])
 
 

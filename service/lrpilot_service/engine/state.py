@@ -37,7 +37,7 @@ def new_state(tau: int) -> State:
         "recent_grads": [],
         "search": None,
         "stages": [],
-        "grad_norms": {"count": 0, "sum": 0.0, "max": 0.0},
+        "grad_norms": {"count": 0, "mean": 0.0, "max": 0.0},
     }
 
 

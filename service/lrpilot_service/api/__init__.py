@@ -1,0 +1,1 @@
+"""The HTTP face of the job store: FastAPI app factory, routers, settings and serving."""

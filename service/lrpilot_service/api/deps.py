@@ -1,0 +1,43 @@
+"""Dependencies injected into routers: the repository, the metrics and the caller's tenant.
+
+Routers receive collaborators through ``Depends`` instead of importing globals, so tests build an
+app around any repository (``create_app(repository=...)``) and no module holds hidden state.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, cast
+
+from fastapi import Depends, Header, Path, Request
+
+from lrpilot_service.api.metrics import Metrics
+from lrpilot_service.store import JobRepository
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@/-]*$"
+"""The ``lrpilot.protocol.Name`` rule, repeated here because headers and paths are plain strings."""
+
+
+def get_repository(request: Request) -> JobRepository:
+    return cast(JobRepository, request.app.state.repository)
+
+
+def get_metrics(request: Request) -> Metrics:
+    return cast(Metrics, request.app.state.metrics)
+
+
+Repository = Annotated[JobRepository, Depends(get_repository)]
+AppMetrics = Annotated[Metrics, Depends(get_metrics)]
+TenantName = Annotated[
+    str,
+    Header(
+        alias="X-Lrpilot-Tenant",
+        min_length=1,
+        max_length=200,
+        pattern=NAME_PATTERN,
+        description="Namespace of the job names; jobs of other tenants are invisible.",
+    ),
+]
+JobName = Annotated[
+    str, Path(min_length=1, max_length=200, pattern=NAME_PATTERN, description="The job's name.")
+]
+WindowIndex = Annotated[int, Path(ge=0, description="The window whose report this is.")]

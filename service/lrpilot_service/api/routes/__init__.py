@@ -1,0 +1,1 @@
+"""Routers: thin adapters from HTTP to the job repository."""

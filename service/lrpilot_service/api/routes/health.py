@@ -1,0 +1,31 @@
+"""Operational endpoints: ``/healthz`` for orchestrators, ``/metrics`` for Prometheus."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from lrpilot_service.api.deps import AppMetrics, Repository
+
+router = APIRouter(tags=["operations"])
+logger = logging.getLogger(__name__)
+
+
+@router.get("/healthz")
+def healthz(repository: Repository) -> JSONResponse:
+    """200 when the database answers; 503 otherwise, so a load balancer stops sending traffic."""
+    try:
+        repository.ping()
+    except Exception as error:  # any driver error means "not healthy", never a 500
+        logger.warning("health check failed: %s", error)
+        # The driver's message may name hosts and users: it goes to the log, not to the caller.
+        return JSONResponse({"status": "unavailable", "database": type(error).__name__}, status_code=503)
+    return JSONResponse({"status": "ok", "database": "ok"})
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+def metrics(repository: Repository, registry: AppMetrics) -> PlainTextResponse:
+    text = registry.render(repository.job_counts())
+    return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")

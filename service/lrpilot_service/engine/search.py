@@ -1,0 +1,265 @@
+"""Where to try the next learning rate within a stage, and which tried one won.
+
+Points live in [0, 1] (the normalised log-LR of the stage's search range); values are forecast
+losses, lower is better, ``None`` for a diverged try. Everything here is pure and deterministic:
+the planner replays it from stored state, so the same inputs must give the same answer and
+nothing may leak between calls (no caches, no global RNG disturbance).
+
+AutoLRS drove a GP with LCB at kappa = 1e6, which made its "BO" a space-filling design; we keep
+that behaviour as the ``space_filling`` peer and offer a real exploit/explore trade-off (LogEI on
+a BoTorch GP) as ``bo``. botorch is imported lazily because importing it costs seconds and the
+service must start (and the rest of the engine must import) fast.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from botorch.models import SingleTaskGP
+
+__all__ = ["Choice", "Proposal", "choose_best", "propose_next"]
+
+# 0.5 first: later stages are centred on the previous best, so the centre is the best prior guess.
+INITIAL_DESIGN: tuple[float, ...] = (0.5, 0.2, 0.8)
+# A dense, exact grid (i / 200) so proposals are reproducible decimal-looking numbers.
+GRID: tuple[float, ...] = tuple(i / 200 for i in range(201))
+# Two grid steps: closer than this to a tried point counts as a repeat (wasted window).
+MIN_DISTANCE = 0.01
+# Bounded fit (3 hyperparameters: lengthscale, noise, constant mean). scipy's default ftol (2e-9)
+# spends half the ~30 evaluations polishing digits that do not move the proposal; ftol 1e-4 stops
+# after ~14 (proposals within 0.01 of a full fit on 30 random quadratics) and halves the fit time.
+FIT_OPTIONS: dict[str, float] = {"maxiter": 30, "ftol": 1e-4}
+FIT_MAX_ATTEMPTS = 2
+# Fewer finite points than this and a GP mean is not worth trusting over the raw observation.
+MIN_POINTS_FOR_GP = 3
+
+
+@dataclass(frozen=True)
+class Proposal:
+    x: float
+    method: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Choice:
+    x: float
+    mean: float
+    reason: str
+
+
+def _clean(xs: Sequence[float], ys: Sequence[float | None]) -> tuple[list[float], list[float | None]]:
+    """Clip xs into [0, 1] and treat non-finite ys as diverged, so callers cannot crash us."""
+    if len(xs) != len(ys):
+        raise ValueError(f"xs and ys differ in length ({len(xs)} != {len(ys)})")
+    cx = [min(1.0, max(0.0, float(x))) for x in xs]
+    cy: list[float | None] = [None if y is None or not math.isfinite(y) else float(y) for y in ys]
+    return cx, cy
+
+
+def _is_tried(x: float, xs: Sequence[float]) -> bool:
+    return any(abs(x - t) < MIN_DISTANCE for t in xs)
+
+
+def diverged_penalty(ys: Sequence[float | None]) -> float | None:
+    """A stand-in value for diverged tries: worse than every finite one, on the same scale.
+
+    AutoLRS used 1e6, which wrecks a GP fitted to losses of order 1 (everything else looks flat).
+    Half the observed spread above the worst keeps the GP's scale intact and is scale-equivariant;
+    the relative guard keeps it strictly worse when all finite values are equal. None when no
+    try was finite (there is no scale to borrow).
+    """
+    finite = [y for y in ys if y is not None]
+    if not finite:
+        return None
+    hi, lo = max(finite), min(finite)
+    spread = max(hi - lo, 1e-3 * abs(hi))
+    if spread == 0.0:  # all exactly zero: any positive value is a valid scale
+        spread = 1.0
+    return hi + 0.5 * spread
+
+
+def space_filling(xs: Sequence[float]) -> float:
+    """Midpoint of the largest gap between tried points and the ends 0 and 1 (ties: lowest x).
+
+    The largest gap is at least 1/(n+1) wide, so its midpoint is never a tried point.
+    """
+    edges = sorted({0.0, 1.0, *(min(1.0, max(0.0, x)) for x in xs)})
+    best_gap, best_mid = -1.0, 0.5
+    for lo, hi in pairwise(edges):
+        if hi - lo > best_gap + 1e-12:
+            best_gap, best_mid = hi - lo, (lo + hi) / 2
+    return best_mid
+
+
+def _initial(xs: Sequence[float], ys: Sequence[float | None]) -> float | None:
+    """Next untried entry of the initial design, skipping those at or above a diverged try.
+
+    Divergence is (nearly) monotone in the LR, so trying above a point that diverged wastes a window.
+    """
+    diverged = [x for x, y in zip(xs, ys, strict=True) if y is None]
+    ceiling = min(diverged, default=math.inf)
+    for x in INITIAL_DESIGN:
+        if not _is_tried(x, xs) and x < ceiling - MIN_DISTANCE / 2:
+            return x
+    return None
+
+
+def _all_diverged(xs: Sequence[float]) -> Proposal:
+    """Nothing converged: move toward smaller LRs (half the smallest tried x)."""
+    x = min(xs) / 2
+    if _is_tried(x, xs):  # the smallest try is already at the bottom of the range
+        return Proposal(space_filling(xs), "fallback", "all tries diverged, even the lowest: space-filling")
+    return Proposal(x, "fallback", "all tries diverged: halving the smallest tried point")
+
+
+@contextmanager
+def _sandbox() -> Iterator[None]:
+    """Isolate GP work from the caller: RNG forked, warnings muted, torch on one thread.
+
+    One thread because the matrices are 10 x 10: on a busy 2-core host, torch's default pool
+    spin-waits and a 50 ms proposal took ~1 s (median, load 6); fixing the thread count also keeps
+    results independent of the host's core count, which replay relies on. The previous count is
+    restored (concurrent callers can at worst leave it at 1, which costs nothing here).
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    with warnings.catch_warnings(), torch.random.fork_rng():
+        warnings.simplefilter("ignore")
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(threads)
+
+
+def _fit_gp(xs: Sequence[float], ys: Sequence[float], seed: int) -> SingleTaskGP:
+    """Fit a SingleTaskGP (standardised outcomes) with a bounded L-BFGS budget.
+
+    Must run inside ``torch.random.fork_rng`` (the fit's retries sample priors from torch's RNG).
+    """
+    import torch
+    from botorch.fit import fit_gpytorch_mll
+    from botorch.models import SingleTaskGP
+    from botorch.models.transforms.outcome import Standardize
+    from gpytorch.mlls import ExactMarginalLogLikelihood
+
+    torch.manual_seed(seed)
+    train_x = torch.tensor(xs, dtype=torch.float64).unsqueeze(-1)
+    train_y = torch.tensor(ys, dtype=torch.float64).unsqueeze(-1)
+    model = SingleTaskGP(train_x, train_y, outcome_transform=Standardize(m=1))
+    mll = ExactMarginalLogLikelihood(model.likelihood, model)
+    fit_gpytorch_mll(
+        mll,
+        optimizer_kwargs={"options": dict(FIT_OPTIONS)},
+        max_attempts=FIT_MAX_ATTEMPTS,
+    )
+    model.eval()
+    return model
+
+
+def _scaled(ys: Sequence[float | None], penalty: float) -> tuple[list[float], float, float]:
+    """Diverged tries filled with the penalty, then mapped affinely so the best is 0, the penalty ~1.5.
+
+    Standardize alone is not enough: botorch clamps the posterior variance at an absolute 1e-12
+    in LogEI and treats a std below 1e-8 as zero, so losses of order 1e-6 would behave differently
+    from the same losses times 1e6. Returns (values, offset, scale): original = offset + scale * v.
+    """
+    finite = [y for y in ys if y is not None]
+    lo = min(finite)
+    scale = (penalty - lo) / 1.5
+    if not (math.isfinite(scale) and scale > 0.0):
+        raise FloatingPointError("loss values span no finite, positive range")
+    return [((penalty if y is None else y) - lo) / scale for y in ys], lo, scale
+
+
+def _bo(xs: list[float], ys: list[float | None], penalty: float, seed: int) -> Proposal:
+    """LogEI (minimisation, best_f = best observed) maximised over the grid, tried points excluded."""
+    import torch
+    from botorch.acquisition.analytic import LogExpectedImprovement
+
+    candidates = [g for g in GRID if not _is_tried(g, xs)]
+    if not candidates:
+        return Proposal(space_filling(xs), "fallback", "grid exhausted: space-filling")
+    values_in, _, _ = _scaled(ys, penalty)
+    with _sandbox():
+        model = _fit_gp(xs, values_in, seed)
+        acq = LogExpectedImprovement(model, best_f=min(values_in), maximize=False)
+        with torch.no_grad():
+            grid = torch.tensor(candidates, dtype=torch.float64).reshape(-1, 1, 1)
+            values = acq(grid)
+    if bool(torch.isnan(values).any()) or not math.isfinite(float(values.max())):
+        raise FloatingPointError("acquisition values are not finite")
+    best = int((values == values.max()).nonzero()[0, 0])  # grid ascends: first max = lowest x
+    n_div = sum(y is None for y in ys)
+    note = f", {n_div} diverged penalised" if n_div else ""
+    return Proposal(candidates[best], "bo-logei", f"LogEI max over {len(candidates)} grid points{note}")
+
+
+def propose_next(
+    xs: Sequence[float],
+    ys: Sequence[float | None],
+    *,
+    method: Literal["bo", "space_filling"],
+    seed: int,
+) -> Proposal:
+    """Next point to try; never a repeat of a tried one, never raises on finite/None data."""
+    cx, cy = _clean(xs, ys)
+    if len(cx) < len(INITIAL_DESIGN):
+        x0 = _initial(cx, cy)
+        if x0 is not None:
+            return Proposal(x0, "initial", f"initial design point {len(cx) + 1}")
+    penalty = diverged_penalty(cy)
+    if penalty is None:
+        return _all_diverged(cx)
+    if method == "space_filling":
+        return Proposal(space_filling(cx), "space-filling", "midpoint of the largest untried gap")
+    try:
+        return _bo(cx, cy, penalty, seed)
+    except Exception as err:  # any GP/acquisition failure must degrade, never stop the job
+        return Proposal(space_filling(cx), "fallback", f"BO failed ({type(err).__name__}): space-filling")
+
+
+def choose_best(xs: Sequence[float], ys: Sequence[float | None], *, seed: int) -> Choice:
+    """The tried point with the lowest GP posterior mean among non-diverged tries.
+
+    The posterior mean pools neighbouring tries, so one lucky noisy forecast does not win the
+    stage (AutoLRS took the raw argmin). With too few finite points, or if the fit fails, the
+    raw observed minimum is used. Raises ValueError only for empty or mismatched input.
+    """
+    cx, cy = _clean(xs, ys)
+    if not cx:
+        raise ValueError("choose_best needs at least one tried point")
+    finite = {i: y for i, y in enumerate(cy) if y is not None}
+    if not finite:
+        return Choice(min(cx), math.nan, "all diverged: smallest tried point")
+    ok = sorted(finite)
+    best_i = min(ok, key=lambda i: (finite[i], cx[i]))
+    x_obs, y_obs = cx[best_i], finite[best_i]
+    if len(ok) < MIN_POINTS_FOR_GP:
+        return Choice(x_obs, y_obs, f"lowest observed value (only {len(ok)} finite tries)")
+    penalty = diverged_penalty(cy)
+    assert penalty is not None  # finite values exist
+    try:
+        import torch
+
+        with _sandbox():
+            values_in, offset, scale = _scaled(cy, penalty)
+            model = _fit_gp(cx, values_in, seed)
+            with torch.no_grad():
+                pts = torch.tensor([cx[i] for i in ok], dtype=torch.float64).unsqueeze(-1)
+                means = [offset + scale * m for m in model.posterior(pts).mean.squeeze(-1).tolist()]
+    except Exception as err:  # degrade to the raw minimum rather than stall the stage
+        return Choice(x_obs, y_obs, f"lowest observed value (GP failed: {type(err).__name__})")
+    if not all(math.isfinite(m) for m in means):
+        return Choice(x_obs, y_obs, "lowest observed value (GP mean not finite)")
+    j = min(range(len(ok)), key=lambda k: (means[k], cx[ok[k]]))
+    return Choice(cx[ok[j]], float(means[j]), "lowest GP posterior mean")

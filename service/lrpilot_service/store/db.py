@@ -1,0 +1,89 @@
+"""Database engines that let several service processes share one database safely.
+
+PostgreSQL needs nothing special: the repository takes row locks (``SELECT ... FOR UPDATE``). SQLite
+has no row locks, and its default deferred transactions fail with "database is locked" when two
+processes upgrade a read to a write at once. So on SQLite every *write* transaction starts with
+``BEGIN IMMEDIATE`` (it takes the write lock up front and waits its turn under the busy timeout),
+while read transactions stay deferred and, with WAL, never block writers.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
+
+WRITE_OPTION = "lrpilot_write"
+"""Execution option that marks a connection's transactions as writes (``BEGIN IMMEDIATE``)."""
+
+SQLITE_BUSY_TIMEOUT_S = 30.0
+RETRY_ATTEMPTS = 6
+
+T = TypeVar("T")
+
+
+def create_db_engine(database_url: str) -> Engine:
+    """An engine for ``database_url`` with the locking behaviour described in the module docstring."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    in_memory = url.database in (None, "", ":memory:")
+    engine = create_engine(
+        url,
+        pool_pre_ping=True,
+        connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_S},
+        # One shared connection, or every pooled connection would see its own empty database.
+        poolclass=StaticPool if in_memory else None,
+    )
+    _install_sqlite_hooks(engine, wal=not in_memory)
+    return engine
+
+
+def write_engine(engine: Engine) -> Engine:
+    """The same engine (same pool) whose transactions are writes."""
+    return engine.execution_options(**{WRITE_OPTION: True})
+
+
+def _install_sqlite_hooks(engine: Engine, *, wal: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        # Take BEGIN away from the sqlite3 module: SQLAlchemy emits it in _on_begin below.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        if wal:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        write = connection.get_execution_options().get(WRITE_OPTION, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def is_transient(error: DBAPIError) -> bool:
+    """Failures that a plain retry of the whole transaction cures (deadlock, serialization, busy)."""
+    sqlstate = getattr(error.orig, "sqlstate", None)
+    if sqlstate in {"40001", "40P01"}:
+        return True
+    return isinstance(error, OperationalError) and "database is locked" in str(error.orig)
+
+
+def retry_transaction(work: Callable[[], T], attempts: int = RETRY_ATTEMPTS) -> T:
+    """Run ``work`` (one whole transaction) again, with jittered backoff, when it failed transiently."""
+    for attempt in range(attempts):
+        try:
+            return work()
+        except DBAPIError as error:
+            if attempt == attempts - 1 or not is_transient(error):
+                raise
+            time.sleep(random.uniform(0.0, 0.02 * 2**attempt))
+    raise AssertionError("unreachable")

@@ -1,0 +1,171 @@
+"""The stage state machine: phases, budget rule, report checks, divergence handling."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import pytest
+
+from lrpilot.protocol import Decision, TunerConfig, WindowReport
+from lrpilot_service.engine import ReportRejected, advance, current_decision, summarize
+from lrpilot_service.engine.budget import MIN_TRY_STEPS, resolve
+from lrpilot_service.engine.state import State
+
+
+def default_loss(d: Decision, step: int) -> float:
+    return 1.0 / (1 + step) + d.lr
+
+
+def run(config: TunerConfig, loss_of: Callable[[Decision, int], float] = default_loss) -> list[Decision]:
+    return run_with_state(config, loss_of)[0]
+
+
+def run_with_state(
+    config: TunerConfig, loss_of: Callable[[Decision, int], float] = default_loss
+) -> tuple[list[Decision], State]:
+    """Drive a job to the end with a loss given as a function of the decision and the step."""
+    state, decision = advance(config, None, None)
+    decisions = [decision]
+    while decision.action != "done":
+        losses = []
+        for step in range(decision.start_step, decision.start_step + decision.steps):
+            losses.append(loss_of(decision, step))
+            if decision.should_stop(losses[-1]):
+                break
+        state, decision = advance(config, state, WindowReport(start_step=decision.start_step, losses=losses))
+        decisions.append(decision)
+    return decisions, state
+
+
+def steps_by_phase(decisions: list[Decision]) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for d in decisions:
+        totals[d.phase] = totals.get(d.phase, 0) + d.steps
+    return totals
+
+
+@pytest.mark.parametrize("total", [1_000, 20_000, 1_000_000])
+def test_budget_rule_keeps_plan_shape_across_scales(total: int) -> None:
+    budget = resolve(TunerConfig(total_steps=total))
+    assert budget.tau == max(100, round(total / 20))
+    assert budget.try_steps(budget.tau, 0.1) >= MIN_TRY_STEPS
+    assert budget.anneal_reserve == math.ceil(0.2 * total)
+
+
+def test_unbudgeted_job_uses_autolrs_sizes() -> None:
+    budget = resolve(TunerConfig())
+    assert (budget.tau, budget.tau_max, budget.anneal_reserve) == (1000, 8000, 0)
+
+
+def test_explicit_sizes_win_over_derived_ones() -> None:
+    budget = resolve(TunerConfig(total_steps=5000, tau=300, tau_max=600))
+    assert (budget.tau, budget.tau_max) == (300, 600)
+
+
+def test_job_consumes_exactly_its_budget_and_ends_with_anneal() -> None:
+    decisions = run(TunerConfig(total_steps=2000, candidates=4, seed=1))
+    assert decisions[-1].action == "done"
+    assert decisions[-1].start_step == 2000
+    assert sum(d.steps for d in decisions) == 2000
+    anneal = [d for d in decisions if d.phase == "anneal"]
+    assert anneal and anneal[-1].start_step + anneal[-1].steps == 2000
+    assert anneal[-1].lr_end == pytest.approx(1e-5)
+    assert steps_by_phase(decisions)["anneal"] >= 0.2 * 2000
+
+
+def test_search_restores_before_every_try_after_the_first_and_before_exploiting() -> None:
+    decisions = run(TunerConfig(total_steps=2000, candidates=4, seed=2))
+    stage0 = [d for d in decisions if d.stage == 0]
+    tries = [d for d in stage0 if d.phase == "search"]
+    assert tries[0].action == "snapshot"
+    assert all(d.action == "restore" for d in tries[1:])
+    exploit = next(d for d in stage0 if d.phase == "exploit")
+    assert exploit.action in ("restore", "continue")
+    assert len({d.lr for d in tries}) == len(tries), "a candidate LR was repeated"
+
+
+def test_warmup_ramps_linearly_to_warmup_lr() -> None:
+    config = TunerConfig(total_steps=2000, warmup_steps=100, warmup_lr=0.01, window_max=40)
+    decisions = run(config)
+    warm = [d for d in decisions if d.phase == "warmup"]
+    assert sum(d.steps for d in warm) == 100
+    lrs = [d.lr_at(s) for d in warm for s in range(d.start_step, d.start_step + d.steps)]
+    assert lrs[0] == pytest.approx(0.0001)
+    assert lrs[-1] == pytest.approx(0.01)
+    assert all(b > a for a, b in zip(lrs, lrs[1:], strict=False))
+
+
+def test_windows_never_exceed_window_max() -> None:
+    decisions = run(TunerConfig(total_steps=3000, candidates=3, window_max=64))
+    assert max(d.steps for d in decisions) <= 64
+
+
+def test_small_budget_never_ends_inside_a_search() -> None:
+    decisions = run(TunerConfig(total_steps=300, candidates=10))
+    last_search = max(d.start_step + d.steps for d in decisions if d.phase == "search")
+    assert any(d.phase in ("exploit", "anneal") and d.start_step >= last_search for d in decisions)
+    assert sum(d.steps for d in decisions) == 300
+
+
+def test_tiny_budget_skips_search_and_anneals() -> None:
+    decisions = run(TunerConfig(total_steps=40))
+    assert {d.phase for d in decisions} == {"anneal", "done"}
+
+
+def test_diverging_try_is_stopped_early_and_never_chosen() -> None:
+    def loss(d: Decision, step: int) -> float:
+        return float("nan") if d.lr > 0.05 else 1.0 / (1 + step) + 0.1 * d.lr
+
+    config = TunerConfig(total_steps=4000, candidates=5, lr_min=1e-4, lr_max=1.0)
+    _, state = run_with_state(config, loss)
+    stages = summarize(state)
+    diverged = [c for s in stages for c in s.candidates if c.method == "diverged"]
+    assert diverged, "expected at least one LR above 0.05 to be tried"
+    assert all(c.steps == 1 for c in diverged), "a NaN must end the try at its first step"
+    assert all(s.chosen_lr is not None and s.chosen_lr <= 0.05 for s in stages)
+
+
+def test_exploit_divergence_restores_at_quarter_lr() -> None:
+    config = TunerConfig(total_steps=2000, candidates=3, lr_min=1e-4, lr_max=1.0)
+    state, decision = advance(config, None, None)
+    while decision.phase != "exploit":
+        losses = [1.0] * decision.steps
+        state, decision = advance(config, state, WindowReport(start_step=decision.start_step, losses=losses))
+    chosen = decision.lr
+    state, after = advance(config, state, WindowReport(start_step=decision.start_step, losses=[1.0, math.inf]))
+    assert after.action == "restore" and after.phase == "exploit"
+    assert after.lr == pytest.approx(max(1e-4, chosen / 4))
+    assert "diverged" in after.reason
+
+
+@pytest.mark.parametrize(
+    ("start", "losses", "message"),
+    [
+        (5, [1.0], "starts at step 0"),
+        (0, [], "no losses"),
+        (0, [1.0] * 10_000, "planned"),
+    ],
+)
+def test_reports_that_do_not_fit_the_window_are_rejected(start: int, losses: list[float], message: str) -> None:
+    config = TunerConfig(total_steps=1000)
+    state, _ = advance(config, None, None)
+    with pytest.raises(ReportRejected, match=message):
+        advance(config, state, WindowReport(start_step=start, losses=losses))
+
+
+def test_partial_window_is_continued_not_lost() -> None:
+    config = TunerConfig(total_steps=1000, warmup_steps=50, window_max=50)
+    state, first = advance(config, None, None)
+    state, second = advance(config, state, WindowReport(start_step=0, losses=[2.0] * 20))
+    assert (second.phase, second.start_step, second.steps) == ("warmup", 20, 30)
+    assert second.lr == pytest.approx(first.lr_at(20))
+
+
+def test_report_after_done_is_rejected() -> None:
+    config = TunerConfig(total_steps=40)
+    decisions, state = run_with_state(config)
+    assert decisions[-1].action == "done"
+    assert current_decision(state).action == "done"
+    with pytest.raises(ReportRejected, match="done"):
+        advance(config, state, WindowReport(start_step=40, losses=[1.0]))

@@ -1,0 +1,67 @@
+"""The alembic environment: upgrades an empty database, matches the models, works from anywhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from lrpilot_service.store.db import create_db_engine
+from lrpilot_service.store.migrate import alembic_config, upgrade, upgrade_engine
+from lrpilot_service.store.models import Base
+from sqlalchemy import inspect
+
+import migrations
+
+TABLES = {"tenants", "jobs", "observations", "decisions"}
+
+
+def test_upgrade_creates_the_schema_and_matches_the_models(database_url: str) -> None:
+    upgrade(database_url)
+    upgrade(database_url)  # a second upgrade is a no-op, not an error
+    engine = create_db_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            assert set(inspect(connection).get_table_names()) >= TABLES
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            assert (
+                context.get_current_revision()
+                == ScriptDirectory.from_config(alembic_config()).get_current_head()
+            )
+            assert compare_metadata(context, Base.metadata) == []
+    finally:
+        engine.dispose()
+
+
+def test_downgrade_to_base_and_back(database_url: str) -> None:
+    engine = create_db_engine(database_url)
+    try:
+        upgrade_engine(engine)
+        with engine.begin() as connection:
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            command.downgrade(config, "base")
+        with engine.connect() as connection:
+            assert not TABLES & set(inspect(connection).get_table_names())
+        upgrade_engine(engine)
+        with engine.connect() as connection:
+            assert set(inspect(connection).get_table_names()) >= TABLES
+    finally:
+        engine.dispose()
+
+
+def test_script_location_comes_from_the_package_not_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    package_dir = Path(migrations.__file__).resolve().parent
+    assert Path(alembic_config().get_main_option("script_location") or "") == package_dir
+    by_hand = Config(str(package_dir / "alembic.ini"))
+    heads = {ScriptDirectory.from_config(config).get_current_head() for config in (by_hand, alembic_config())}
+    assert heads == {"0001"}
+    upgrade(f"sqlite:///{tmp_path / 'elsewhere.db'}")
+    assert (tmp_path / "elsewhere.db").exists()

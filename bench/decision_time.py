@@ -19,7 +19,9 @@ def state_before_last_try(config: TunerConfig) -> tuple[State, WindowReport]:
     """Drive a job to its 10th try and return the state plus that try's report."""
     state, decision = advance(config, None, None)
     while True:
-        losses = [2.0 / (1 + 0.02 * (decision.start_step + i)) + 0.3 * decision.lr for i in range(decision.steps)]
+        losses = [
+            2.0 / (1 + 0.02 * (decision.start_step + i)) + 0.3 * decision.lr for i in range(decision.steps)
+        ]
         report = WindowReport(start_step=decision.start_step, losses=losses)
         if decision.phase == "search" and decision.candidate == config.candidates - 1:
             return state, report
@@ -46,7 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     times = sorted(measure(args.calls))
     p90 = times[int(0.9 * (len(times) - 1))]
     print(f"advance() ending a 10-try stage (forecast + GP fit on 10 points + choice), {len(times)} calls:")
-    print(f"  median {statistics.median(times) * 1e3:.1f} ms   p90 {p90 * 1e3:.1f} ms   max {times[-1] * 1e3:.1f} ms")
+    print(
+        f"  median {statistics.median(times) * 1e3:.1f} ms   p90 {p90 * 1e3:.1f} ms"
+        f"   max {times[-1] * 1e3:.1f} ms"
+    )
     return 0
 
 

@@ -23,7 +23,7 @@ class LinearRegressionSGD:
     seed: int
     dim: int = 20
     rows: int = 2000
-    batch: int = 64
+    batch: int = 256
     noise: float = 0.1
     w: np.ndarray = field(init=False)
     step_count: int = field(init=False, default=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 
@@ -93,7 +94,7 @@ def test_warmup_ramps_linearly_to_warmup_lr() -> None:
     lrs = [d.lr_at(s) for d in warm for s in range(d.start_step, d.start_step + d.steps)]
     assert lrs[0] == pytest.approx(0.0001)
     assert lrs[-1] == pytest.approx(0.01)
-    assert all(b > a for a, b in zip(lrs, lrs[1:], strict=False))
+    assert all(b > a for a, b in itertools.pairwise(lrs))
 
 
 def test_windows_never_exceed_window_max() -> None:
@@ -133,7 +134,9 @@ def test_exploit_divergence_restores_at_quarter_lr() -> None:
         losses = [1.0] * decision.steps
         state, decision = advance(config, state, WindowReport(start_step=decision.start_step, losses=losses))
     chosen = decision.lr
-    state, after = advance(config, state, WindowReport(start_step=decision.start_step, losses=[1.0, math.inf]))
+    state, after = advance(
+        config, state, WindowReport(start_step=decision.start_step, losses=[1.0, math.inf])
+    )
     assert after.action == "restore" and after.phase == "exploit"
     assert after.lr == pytest.approx(max(1e-4, chosen / 4))
     assert "diverged" in after.reason
@@ -147,7 +150,9 @@ def test_exploit_divergence_restores_at_quarter_lr() -> None:
         (0, [1.0] * 10_000, "planned"),
     ],
 )
-def test_reports_that_do_not_fit_the_window_are_rejected(start: int, losses: list[float], message: str) -> None:
+def test_reports_that_do_not_fit_the_window_are_rejected(
+    start: int, losses: list[float], message: str
+) -> None:
     config = TunerConfig(total_steps=1000)
     state, _ = advance(config, None, None)
     with pytest.raises(ReportRejected, match=message):

@@ -62,7 +62,9 @@ def test_advance_never_raises_and_stays_in_range_and_budget(
     losses: list[float], grads: list[float], total: int, warmup: int, candidates: int
 ) -> None:
     warmup = min(warmup, total - 1)
-    config = TunerConfig(total_steps=total, warmup_steps=warmup, candidates=candidates, lr_min=1e-4, lr_max=0.5)
+    config = TunerConfig(
+        total_steps=total, warmup_steps=warmup, candidates=candidates, lr_min=1e-4, lr_max=0.5
+    )
     decisions, consumed = drive_with(config, losses, grads)
     warmup_lr = config.lr_min**0.75 * config.lr_max**0.25
     assert decisions[-1].action == "done"
@@ -107,7 +109,9 @@ def test_state_reloaded_from_json_continues_identically() -> None:
         reloaded: State = json.loads(dump_state(state))
         window = [losses[(i + j) % len(losses)] * (1 + 0.01 * j) for j in range(decision.steps)]
         i += decision.steps
-        state, decision = advance(config, reloaded, WindowReport(start_step=decision.start_step, losses=window))
+        state, decision = advance(
+            config, reloaded, WindowReport(start_step=decision.start_step, losses=window)
+        )
         replayed.append(decision.model_dump_json())
     assert replayed == reference_decisions
     assert dump_state(state) == reference_states[-1]

@@ -5,7 +5,13 @@ the embedded mode store the state between calls (docs/engine.md).
 """
 
 from lrpilot_service.engine.planner import ReportRejected, advance
-from lrpilot_service.engine.state import STATE_VERSION, StateVersionError, current_decision, dump_state, summarize
+from lrpilot_service.engine.state import (
+    STATE_VERSION,
+    StateVersionError,
+    current_decision,
+    dump_state,
+    summarize,
+)
 
 __all__ = [
     "STATE_VERSION",

@@ -22,7 +22,7 @@ UNBUDGETED_TAU = 1000
 UNBUDGETED_TAU_MAX_FACTOR = 8
 #: Later stages search a window of +-(range ** REFINE_WIDTH_SHARE) around the last best LR,
 #: at least a factor REFINE_MIN_FACTOR either side.
-REFINE_WIDTH_SHARE = 1 / 8
+REFINE_WIDTH_SHARE = 1 / 16
 REFINE_MIN_FACTOR = 2.0
 #: Default number of tries in later, narrowed stages.
 REFINE_CANDIDATES = 4
@@ -66,7 +66,7 @@ def resolve(config: TunerConfig) -> Budget:
         tau_max = tau * UNBUDGETED_TAU_MAX_FACTOR
     warmup_lr = config.warmup_lr
     if warmup_lr is None:
-        warmup_lr = config.lr_min ** 0.75 * config.lr_max ** 0.25
+        warmup_lr = config.lr_min**0.75 * config.lr_max**0.25
     refine = config.refine_candidates
     if refine is None:
         refine = min(REFINE_CANDIDATES, config.candidates)

@@ -23,7 +23,7 @@ Rules (all constants below):
     residuals cut at `OUTLIER_SIGMAS`; sigmas are floored at `NOISE_FLOOR` normalised units;
   - fit: ordinary least squares first, then weighted by a noise sd modelled from its residuals
     (noise shrinks with the loss); b*n is searched in `B_RANGE`;
-  - no significant trend (F < `MIN_F_STAT`) -> level = median of the last third;
+  - no significant trend (F < `MIN_F_STAT`) -> level = mean of the whole cleaned window;
   - fit not credible (too large an extrapolation) -> level = the fitted value at the window's
     end: the trend is real, only its continuation is not, so do not extrapolate it, but do not
     lag behind it either (a rising series thus predicts about its last level, never lower);
@@ -220,6 +220,16 @@ def forecast_loss(losses: Sequence[float], horizon: int) -> LossForecast:
     return LossForecast(predicted=last, uncertainty=0.0, method="level", reason="level: overflow")
 
 
+def _flat_forecast(y: Array, why: str) -> LossForecast:
+    """The constant model the F-test accepted: the mean of the whole cleaned window.
+
+    Using every point (not the last third's median) matters: stages late in training are mostly
+    flat and noisy, and a level from a third of the points is too noisy to rank candidate LRs.
+    """
+    sd = float(np.std(y, ddof=1)) / math.sqrt(len(y))
+    return LossForecast(predicted=float(np.mean(y)), uncertainty=sd, method="level", reason=f"level: {why}")
+
+
 def _forecast(raw: Array, horizon: int) -> LossForecast:
     t_all = np.arange(1, len(raw) + 1, dtype=np.float64)
     finite = np.isfinite(raw)
@@ -262,7 +272,7 @@ def _forecast(raw: Array, horizon: int) -> LossForecast:
     if fit.sse > 0.0:
         f_stat = (sse0 - fit.sse) / 2.0 / (fit.sse / dof)
         if f_stat < MIN_F_STAT:
-            return _level_forecast(y_raw, f"no significant trend (F={f_stat:.3g})")
+            return _flat_forecast(y_raw, f"no significant trend (F={f_stat:.3g})")
 
     h = float(max(horizon, t_all[-1]))
     start = fit.a * math.exp(-fit.b) + fit.c

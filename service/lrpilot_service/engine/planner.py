@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 
 from lrpilot.protocol import Action, Decision, Forecast, TunerConfig, WindowReport
-
 from lrpilot_service.engine import divergence
 from lrpilot_service.engine.budget import MIN_TRY_STEPS, Budget, refine_range, resolve
 from lrpilot_service.engine.stage import begin_search, conclude, finish_try, next_try, record_try_steps
@@ -53,11 +52,14 @@ def advance(config: TunerConfig, state: State | None, report: WindowReport | Non
 
 def _check(st: State, awaited: Decision, report: WindowReport) -> None:
     if awaited.action == "done":
-        raise ReportRejected(f"job is done (window {awaited.window} was its last decision); nothing to report")
-    if report.start_step != st["next_step"]:
         raise ReportRejected(
-            f"window {awaited.window} starts at step {st['next_step']}, but the report starts at step "
-            f"{report.start_step}: send the losses of steps {st['next_step']}..{st['next_step'] + awaited.steps - 1}"
+            f"job is done (window {awaited.window} was its last decision); nothing to report"
+        )
+    first, last = st["next_step"], st["next_step"] + awaited.steps - 1
+    if report.start_step != first:
+        raise ReportRejected(
+            f"window {awaited.window} starts at step {first}, but the report starts at step "
+            f"{report.start_step}: send the losses of steps {first}..{last}"
         )
     if not report.losses:
         raise ReportRejected(f"the report for window {awaited.window} has no losses: send at least one")
@@ -109,7 +111,7 @@ def _absorb(
         return action, f"{note}; {reason}; exploit {st['segment']['end'] - step} steps", forecast
 
     if stop is not None and phase in ("exploit", "anneal"):
-        return _back_off(st, config, budget, losses[stop]) + (None,)
+        return (*_back_off(st, config, budget, losses[stop]), None)
     if step < end:
         return ("evaluate" if _eval_steps(st, config) else "continue"), f"{phase} continues", None
     action, reason = _plan_next(st, config, budget)
@@ -175,7 +177,10 @@ def _plan_next(st: State, config: TunerConfig, budget: Budget) -> tuple[Action, 
     begin_search(st, config, low, high, n, tau, try_steps)
     reason = next_try(st, config, step)
     _set_segment(st, "search", step, step + try_steps, st["search"]["try"]["lr"])
-    return "snapshot", f"stage {k} (tau={tau}, {n} tries of {try_steps} steps in [{low:.3g}, {high:.3g}]): {reason}"
+    return (
+        "snapshot",
+        f"stage {k} (tau={tau}, {n} tries of {try_steps} steps in [{low:.3g}, {high:.3g}]): {reason}",
+    )
 
 
 def _largest_tau(room: int, n: int, budget: Budget, ratio: float) -> int:
@@ -193,7 +198,10 @@ def _finish(st: State, config: TunerConfig, budget: Budget) -> tuple[Action, str
     lr = st["best_lr"] if st["best_lr"] is not None else budget.warmup_lr
     if config.anneal == "linear":
         _set_segment(st, "anneal", step, total, lr, config.lr_min)
-        return "continue", f"anneal linearly from lr={lr:.3g} to {config.lr_min:.3g} over the last {total - step} steps"
+        return (
+            "continue",
+            f"anneal linearly from lr={lr:.3g} to {config.lr_min:.3g} over the last {total - step} steps",
+        )
     _set_segment(st, "exploit", step, total, lr)
     return "continue", f"exploit lr={lr:.3g} for the last {total - step} steps"
 

@@ -33,16 +33,24 @@ GRID: tuple[float, ...] = tuple(i / 200 for i in range(201))
 # Two grid steps: closer than this to a tried point counts as a repeat (wasted window).
 MIN_DISTANCE = 0.01
 # Bounded fit (3 hyperparameters: lengthscale, noise, constant mean). scipy's default ftol (2e-9)
-# spends half the ~30 evaluations polishing digits that do not move the proposal; ftol 1e-4 stops
-# after ~14 (proposals within 0.01 of a full fit on 30 random quadratics) and halves the fit time.
+# spends half of ~30 evaluations polishing digits that rarely move the proposal; ftol 1e-4 stops
+# after ~14 (on 40 random noisy quadratics, 38 proposals within 0.02 of a full fit; the other 2
+# were near-ties between two LogEI modes) and halves the fit time.
 FIT_OPTIONS: dict[str, float] = {"maxiter": 30, "ftol": 1e-4}
 FIT_MAX_ATTEMPTS = 2
+# Tries whose posterior mean is within this many posterior sds of the best count as tied.
+TIE_SDS = 1.0
 # Fewer finite points than this and a GP mean is not worth trusting over the raw observation.
 MIN_POINTS_FOR_GP = 3
 
 
 @dataclass(frozen=True)
 class Proposal:
+    """The next point and how it was found, so the schedule can explain every candidate.
+
+    ``method`` is "initial", "bo-logei", "space-filling" or "fallback".
+    """
+
     x: float
     method: str
     reason: str
@@ -50,6 +58,12 @@ class Proposal:
 
 @dataclass(frozen=True)
 class Choice:
+    """The stage winner: one of the tried xs, with the value that justified it.
+
+    ``mean`` is the GP posterior mean in the units of ys, the observed value when no GP was used,
+    or NaN when every try diverged (there is nothing to report).
+    """
+
     x: float
     mean: float
     reason: str
@@ -156,6 +170,16 @@ def _fit_gp(xs: Sequence[float], ys: Sequence[float], seed: int) -> SingleTaskGP
     train_x = torch.tensor(xs, dtype=torch.float64).unsqueeze(-1)
     train_y = torch.tensor(ys, dtype=torch.float64).unsqueeze(-1)
     model = SingleTaskGP(train_x, train_y, outcome_transform=Standardize(m=1))
+    # Start the constant mean at its GLS estimate under the initial kernel: from 0 it is the slowest
+    # hyperparameter to converge (often ~1 std away) and costs ~10 extra L-BFGS evaluations.
+    with torch.no_grad():
+        noise = model.likelihood.noise * torch.eye(len(xs), dtype=torch.float64)
+        chol = torch.linalg.cholesky(model.covar_module(train_x).to_dense() + noise)
+        ones = torch.ones(len(xs), 1, dtype=torch.float64)
+        weights = torch.cholesky_solve(ones, chol)
+        gls = (weights.T @ model.train_targets.unsqueeze(-1)) / (weights.T @ ones)
+        if bool(torch.isfinite(gls).all()):
+            model.mean_module.constant = gls.squeeze()
     mll = ExactMarginalLogLikelihood(model.likelihood, model)
     fit_gpytorch_mll(
         mll,
@@ -228,12 +252,16 @@ def propose_next(
         return Proposal(space_filling(cx), "fallback", f"BO failed ({type(err).__name__}): space-filling")
 
 
-def choose_best(xs: Sequence[float], ys: Sequence[float | None], *, seed: int) -> Choice:
+def choose_best(
+    xs: Sequence[float], ys: Sequence[float | None], *, seed: int, sds: Sequence[float] | None = None
+) -> Choice:
     """The tried point with the lowest GP posterior mean among non-diverged tries.
 
     The posterior mean pools neighbouring tries, so one lucky noisy forecast does not win the
-    stage (AutoLRS took the raw argmin). With too few finite points, or if the fit fails, the
-    raw observed minimum is used. Raises ValueError only for empty or mismatched input.
+    stage (AutoLRS took the raw argmin). ``sds`` are the tries' forecast uncertainties, used to
+    decide which tries are statistically tied with the best (the largest tied LR wins). With too
+    few finite points, or if the fit fails, the raw observed minimum is used. Raises ValueError
+    only for empty or mismatched input.
     """
     cx, cy = _clean(xs, ys)
     if not cx:
@@ -256,10 +284,28 @@ def choose_best(xs: Sequence[float], ys: Sequence[float | None], *, seed: int) -
             model = _fit_gp(cx, values_in, seed)
             with torch.no_grad():
                 pts = torch.tensor([cx[i] for i in ok], dtype=torch.float64).unsqueeze(-1)
-                means = [offset + scale * m for m in model.posterior(pts).mean.squeeze(-1).tolist()]
+                posterior = model.posterior(pts)
+                means = [offset + scale * m for m in posterior.mean.squeeze(-1).tolist()]
+                stds = [scale * v**0.5 for v in posterior.variance.squeeze(-1).tolist()]
     except Exception as err:  # degrade to the raw minimum rather than stall the stage
         return Choice(x_obs, y_obs, f"lowest observed value (GP failed: {type(err).__name__})")
-    if not all(math.isfinite(m) for m in means):
+    if not all(math.isfinite(m) for m in means + stds):
         return Choice(x_obs, y_obs, "lowest observed value (GP mean not finite)")
     j = min(range(len(ok)), key=lambda k: (means[k], cx[ok[k]]))
-    return Choice(cx[ok[j]], float(means[j]), "lowest GP posterior mean")
+    # Short windows understate what a larger LR gains over the stage (short-horizon bias), so
+    # among tries the GP cannot tell from the best (mean within one posterior sd), take the largest.
+    # A try's own forecast sd counts too: a GP that interpolates has ~0 posterior sd at tried points.
+    own = [0.0] * len(cx) if sds is None else [abs(float(v)) if math.isfinite(v) else 0.0 for v in sds]
+    ties = [
+        k
+        for k in range(len(ok))
+        if means[k] <= means[j] + TIE_SDS * max(stds[j], math.hypot(own[ok[j]], own[ok[k]]))
+    ]
+    t = max(ties, key=lambda k: cx[ok[k]])
+    if t == j:
+        return Choice(cx[ok[j]], float(means[j]), "lowest GP posterior mean")
+    return Choice(
+        cx[ok[t]],
+        float(means[t]),
+        f"largest LR within {TIE_SDS:g} sd of the lowest GP posterior mean ({len(ties)} tied)",
+    )

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from lrpilot.protocol import Forecast, TunerConfig
-
 from lrpilot_service.engine.budget import lr_of
 from lrpilot_service.engine.forecast import LossForecast, forecast_loss
 from lrpilot_service.engine.search import choose_best, propose_next
@@ -21,9 +20,20 @@ from lrpilot_service.engine.state import State
 SEED_STRIDE = 1_000
 
 
-def begin_search(state: State, config: TunerConfig, low: float, high: float, n: int, tau: int, try_steps: int) -> None:
+def begin_search(
+    state: State, config: TunerConfig, low: float, high: float, n: int, tau: int, try_steps: int
+) -> None:
     """Open a stage's search over [low, high] (log scale) with ``n`` tries of ``try_steps``."""
-    state["search"] = {"low": low, "high": high, "n": n, "try_steps": try_steps, "xs": [], "ys": [], "try": None}
+    state["search"] = {
+        "low": low,
+        "high": high,
+        "n": n,
+        "try_steps": try_steps,
+        "xs": [],
+        "ys": [],
+        "sds": [],
+        "try": None,
+    }
     state["stages"].append(
         {
             "stage": state["stage"],
@@ -65,8 +75,11 @@ def finish_try(state: State, config: TunerConfig, tau: int, steps: int, diverged
     losses: list[float] = current["losses"]
     if diverged:
         worst = max(losses) if losses else (state["ref_loss"] or 0.0)
-        forecast = Forecast(lr=current["lr"], predicted=worst, uncertainty=0.0, method="diverged", steps=steps)
+        forecast = Forecast(
+            lr=current["lr"], predicted=worst, uncertainty=0.0, method="diverged", steps=steps
+        )
         search["ys"].append(None)
+        search["sds"].append(0.0)
     else:
         fitted = _forecast_try(current, config, losses, tau)
         forecast = Forecast(
@@ -77,13 +90,16 @@ def finish_try(state: State, config: TunerConfig, tau: int, steps: int, diverged
             steps=steps,
         )
         search["ys"].append(fitted.predicted)
+        search["sds"].append(fitted.uncertainty)
         current["note"] = fitted.reason
     search["xs"].append(current["x"])
     state["stages"][-1]["candidates"].append(forecast.model_dump(mode="json"))
     return forecast
 
 
-def _forecast_try(current: dict[str, Any], config: TunerConfig, losses: list[float], tau: int) -> LossForecast:
+def _forecast_try(
+    current: dict[str, Any], config: TunerConfig, losses: list[float], tau: int
+) -> LossForecast:
     """Forecast the try's loss at t = tau, on validation losses when the job asks for them."""
     if config.objective == "val" and len(current["vals"]) >= 3:
         steps = sorted(int(s) for s in current["vals"])
@@ -92,7 +108,9 @@ def _forecast_try(current: dict[str, Any], config: TunerConfig, losses: list[flo
         return forecast_loss(series, max(len(series), math.ceil(tau / spacing)))
     fitted = forecast_loss(losses, max(len(losses), tau))
     if config.objective == "val":
-        return LossForecast(fitted.predicted, fitted.uncertainty, fitted.method, f"{fitted.reason}; no val losses")
+        return LossForecast(
+            fitted.predicted, fitted.uncertainty, fitted.method, f"{fitted.reason}; no val losses"
+        )
     return fitted
 
 
@@ -104,7 +122,7 @@ def conclude(state: State, config: TunerConfig) -> tuple[float, bool, str]:
     """
     search = state["search"]
     seed = config.seed * SEED_STRIDE + state["stage"] * 64 + 63
-    choice = choose_best(search["xs"], search["ys"], seed=seed)
+    choice = choose_best(search["xs"], search["ys"], seed=seed, sds=search["sds"])
     lr = lr_of(choice.x, search["low"], search["high"])
     last = search["try"]
     keep_going = last is not None and last["x"] == choice.x and search["ys"][-1] is not None

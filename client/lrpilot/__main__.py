@@ -1,0 +1,7 @@
+"""``python -m lrpilot`` is the ``lrpilot`` command."""
+
+import sys
+
+from lrpilot.cli import main
+
+sys.exit(main())

@@ -1,0 +1,28 @@
+"""The tuner's configuration as the caller writes it: keyword arguments, checked before any I/O.
+
+A misspelt option must fail at construction with the list of valid names, not travel to the
+service and come back as a 422 (or worse, be ignored).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lrpilot.protocol import TunerConfig
+
+_OWN_ARGS = frozenset({"lr_min", "lr_max", "total_steps"})
+
+
+def make_config(lr_min: float, lr_max: float, total_steps: int | None, extra: dict[str, Any]) -> TunerConfig:
+    """A validated TunerConfig; a misspelt option is a TypeError that lists the valid ones."""
+    valid = sorted(set(TunerConfig.model_fields) - _OWN_ARGS)
+    unknown = sorted(set(extra) - set(valid))
+    if unknown:
+        raise TypeError(f"Tuner() got unexpected keyword argument(s) {unknown}; valid options: {valid}")
+    return TunerConfig(lr_min=lr_min, lr_max=lr_max, total_steps=total_steps, **extra)
+
+
+def starting_lr(config: TunerConfig) -> float:
+    """The LR to train at before the service has said anything: the warmup target, or the range's
+    geometric quarter point (the engine's default warmup LR), cautious but not useless."""
+    return config.warmup_lr or config.lr_min * (config.lr_max / config.lr_min) ** 0.25

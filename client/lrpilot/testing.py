@@ -1,0 +1,141 @@
+"""A scripted in-memory transport, for testing training loops without a service.
+
+It plays a fixed plan of windows with the service's contract (contiguous start steps, at most the
+planned number of losses, idempotent retries, 409 for an unexpected window), counts every call,
+and can be told to fail or stall, which is how the tuner's resilience is tested.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from lrpilot.errors import ReportRejectedError, ServiceUnavailableError, WindowConflictError
+from lrpilot.protocol import (
+    Action,
+    Decision,
+    JobCreate,
+    JobView,
+    Phase,
+    Schedule,
+    ScheduleStep,
+    TunerConfig,
+    WindowReport,
+)
+
+
+@dataclass(frozen=True)
+class Window:
+    """One planned window; ``lr_end`` defaults to ``lr`` (constant)."""
+
+    steps: int
+    lr: float
+    lr_end: float | None = None
+    action: Action = "continue"
+    phase: Phase = "exploit"
+    stage: int = 0
+    max_loss: float | None = None
+    eval_at: tuple[int, ...] = ()  # offsets inside the window
+
+
+@dataclass
+class ScriptedTransport:
+    """Plays ``plan`` window by window, then ``done``; ``fail(call)`` may return an error to raise."""
+
+    plan: Sequence[Window]
+    fail: Callable[[str], BaseException | None] | None = None
+    delay_s: float = 0.0
+    calls: list[str] = field(default_factory=list)
+    reports: dict[int, WindowReport] = field(default_factory=dict)
+    decisions: list[Decision] = field(default_factory=list)
+    config: TunerConfig | None = None
+
+    def create_or_attach(self, body: JobCreate) -> JobView:
+        self._enter("create_or_attach")
+        self.config = self.config or body.config
+        if not self.decisions:
+            self.decisions.append(self._decision(0, 0))
+        now = datetime.now(UTC)
+        return JobView(
+            name=body.name,
+            tenant="default",
+            status="done" if self.decisions[-1].action == "done" else "running",
+            config=self.config,
+            decision=self.decisions[-1],
+            steps_reported=self.decisions[-1].start_step,
+            created_at=now,
+            updated_at=now,
+        )
+
+    def report_window(self, name: str, window: int, report: WindowReport) -> Decision:
+        self._enter("report_window")
+        if window < len(self.decisions) - 1:
+            return self.decisions[window + 1]  # a retry of a decided window: the stored answer
+        current = self.decisions[-1]
+        if window != current.window:
+            raise WindowConflictError(f"expected window {current.window}", expected_window=current.window)
+        if report.start_step != current.start_step or not 0 < len(report.losses) <= current.steps:
+            raise ReportRejectedError(
+                f"bad report for window {window}: {report.start_step}, {len(report.losses)}"
+            )
+        self.reports[window] = report
+        self.decisions.append(self._decision(window + 1, report.start_step + len(report.losses)))
+        return self.decisions[-1]
+
+    def schedule(self, name: str) -> Schedule:
+        self._enter("schedule")
+        steps = [
+            ScheduleStep(step=r.start_step + i, lr=lr, loss=loss, window=w, phase="exploit", stage=0)
+            for w, r in sorted(self.reports.items())
+            for i, (lr, loss) in enumerate(zip(r.lrs or [], r.losses, strict=True))
+        ]
+        return Schedule(job=name, steps=steps, stages=[], search_share=0.0)
+
+    def close(self) -> None:
+        self.calls.append("close")
+
+    @property
+    def network_calls(self) -> int:
+        return sum(call != "close" for call in self.calls)
+
+    def _enter(self, call: str) -> None:
+        self.calls.append(call)
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        error = self.fail(call) if self.fail is not None else None
+        if error is not None:
+            raise error
+
+    def _decision(self, index: int, start: int) -> Decision:
+        if index >= len(self.plan):
+            last = self.plan[-1].lr if self.plan else 0.1
+            return Decision(
+                job="job", window=index, start_step=start, steps=0, lr=last, lr_end=last,
+                action="done", phase="done", stage=-1, reason="plan finished",
+            )  # fmt: skip
+        w = self.plan[index]
+        return Decision(
+            job="job", window=index, start_step=start, steps=w.steps, lr=w.lr,
+            lr_end=w.lr if w.lr_end is None else w.lr_end, action=w.action, phase=w.phase,
+            stage=w.stage, reason=f"window {index}", max_loss=w.max_loss,
+            eval_at=[start + offset for offset in w.eval_at],
+        )  # fmt: skip
+
+
+def outage(
+    calls: int, error: type[Exception] = ServiceUnavailableError
+) -> Callable[[str], BaseException | None]:
+    """A ``fail`` hook: the first ``calls`` calls after the first window's report fail."""
+    state = {"seen": 0, "failed": 0}
+
+    def hook(call: str) -> BaseException | None:
+        if call == "report_window":
+            state["seen"] += 1
+        if state["seen"] >= 2 and state["failed"] < calls:
+            state["failed"] += 1
+            return error("service down")
+        return None
+
+    return hook

@@ -1,0 +1,341 @@
+"""The Tuner: one call per training step, one network round trip per window.
+
+Between window boundaries :meth:`Tuner.next_lr` is a few list appends and a comparison, so it
+can sit in the hottest loop. At a boundary it posts the window's report and applies the next
+decision (snapshot, restore, new LR). The service is a helper, never a dependency of the run:
+a failed post is retried for ``retry_deadline_s`` (a service restart is absorbed invisibly),
+then the tuner falls back to the last safe LR, buffers every step, and replays the buffer as
+ordinary window reports once the service answers again.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, SupportsFloat, TypeVar
+
+from lrpilot.config import make_config, starting_lr
+from lrpilot.errors import LrpilotError, ServiceUnavailableError, WindowConflictError
+from lrpilot.fallback import (
+    FallbackPolicy,
+    ReplayImpossible,
+    RetryClock,
+    placeholder_decision,
+    replay,
+    with_deadline,
+)
+from lrpilot.protocol import Decision, JobCreate, Schedule
+from lrpilot.torch_state import SnapshotStore, Stateful, make_snapshots
+from lrpilot.transport import Transport, make_transport
+from lrpilot.window import StepBuffer, guard_limits
+
+log = logging.getLogger("lrpilot")
+
+_SAFE_PHASES = frozenset({"warmup", "exploit", "anneal"})  # a search candidate's LR is never "safe"
+_NEG_INF = -math.inf
+_T = TypeVar("_T")
+
+
+def _scalar(value: Any) -> float:
+    """float() of a Python number or a 0-dim tensor (detached: no autograd warning)."""
+    detach = getattr(value, "detach", None)
+    return float(detach() if detach is not None else value)
+
+
+class Tuner:
+    """Online LR tuning for one job; see DESIGN.md section 4 for the pinned API."""
+
+    def __init__(
+        self,
+        job: str,
+        url: str | None = None,
+        lr_min: float = 1e-5,
+        lr_max: float = 1.0,
+        total_steps: int | None = None,
+        model: Stateful | None = None,
+        optimizer: Any = None,
+        *,
+        tenant: str = "default",
+        snapshot_dir: str | os.PathLike[str] | None = None,
+        val_fn: Callable[[], SupportsFloat] | None = None,
+        transport: Transport | None = None,
+        retry_deadline_s: float = 30.0,
+        snapshots: SnapshotStore | None = None,
+        **config: Any,
+    ) -> None:
+        self.job = job
+        self.config = make_config(lr_min, lr_max, total_steps, config)
+        self._create = JobCreate(name=job, config=self.config)
+        self.retry_deadline_s = retry_deadline_s
+        self.fallback_policy = FallbackPolicy()
+        self._retry = RetryClock(self.fallback_policy)
+        self._model, self._optimizer, self._val_fn = model, optimizer, val_fn
+        self._snapshots = snapshots if snapshots is not None else make_snapshots(snapshot_dir, job)
+        self._random = random.Random()
+        self._closed = self._done = self._in_fallback = self._step_warned = self._attached = False
+        self._safe_lr = starting_lr(self.config)  # until a warmup/exploit LR is known
+        self._lr = self._safe_lr
+        self._transport: Transport = transport if transport is not None else make_transport(url, tenant)
+        try:
+            view = self._with_deadline(lambda: self._transport.create_or_attach(self._create))
+        except ServiceUnavailableError as exc:  # train anyway; attach when the service shows up
+            self._step = self._origin = 0
+            self._buffer = StepBuffer(0)
+            self._set_window(placeholder_decision(self._lr))
+            self._enter_fallback(exc)
+            return
+        except BaseException:  # the service refused the job (bad config, conflict): the caller must fix it
+            if transport is None:
+                self._transport.close()
+            raise
+        self._attached = True
+        self._step = self._origin = view.decision.start_step
+        self._buffer = StepBuffer(self._step)
+        self._apply(view.decision)
+
+    # -- the hot path ----------------------------------------------------------------------------
+
+    def next_lr(self, step: int, loss: SupportsFloat, grad_norm: SupportsFloat | None = None) -> float:
+        """Record the loss of the step just trained and return (and set) the LR of the next one."""
+        value = loss if type(loss) is float else _scalar(loss)
+        grad = None if grad_norm is None else _scalar(grad_norm)
+        s = self._step
+        if step != s and not self._step_warned:
+            s = self._step_mismatch(step)
+        self._step = s + 1
+        if not self._fast:
+            return self._slow_step(s, value, grad)
+        buffer = self._buffer
+        buffer.losses.append(value)
+        buffer.grad_norms.append(grad)
+        buffer.lrs.append(self._lr)
+        if (
+            len(buffer.losses) >= self._steps
+            or not _NEG_INF < value <= self._loss_limit
+            or (grad is not None and self._grad_limit is not None and not _NEG_INF < grad <= self._grad_limit)
+        ):
+            self._end_window()
+        elif self._ramp:
+            self._set_lr(self._lr0 + self._slope * (s + 1 - self._start) / self._steps)
+        return self._lr
+
+    def _slow_step(self, s: int, value: float, grad: float | None) -> float:
+        """The same step when the window evaluates, the job is done, or the service is away."""
+        if self._done:
+            return self._lr
+        buffer = self._buffer
+        buffer.losses.append(value)
+        buffer.grad_norms.append(grad)
+        buffer.lrs.append(self._lr)
+        if s in self._eval_at and self._val_fn is not None:
+            buffer.val_losses[s] = float(self._val_fn())
+        if self._in_fallback:
+            if self._step >= self._retry.due_step and self._retry.due(self._step):
+                self._recover()
+            return self._lr
+        if len(buffer.losses) >= self._steps or self._decision.should_stop(value, grad):
+            self._end_window()
+        elif self._ramp:
+            self._set_lr(self._decision.lr_at(s + 1))
+        return self._lr
+
+    # -- public state ----------------------------------------------------------------------------
+
+    @property
+    def lr(self) -> float:
+        """The LR for the next step (the one the optimizer has now)."""
+        return self._lr
+
+    @property
+    def decision(self) -> Decision:
+        """The decision being followed; callers without model/optimizer act on it themselves."""
+        return self._decision
+
+    @property
+    def step(self) -> int:
+        """Consumed steps so far (search steps included): the authoritative step counter."""
+        return self._step
+
+    @property
+    def in_fallback(self) -> bool:
+        return self._in_fallback
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    @property
+    def model(self) -> Stateful | None:
+        return self._model
+
+    @property
+    def optimizer(self) -> Any:
+        return self._optimizer
+
+    def bind(self, model: Stateful | None, optimizer: Any) -> None:
+        """Hand over model/optimizer late (framework callbacks); takes a snapshot still due now."""
+        self._model, self._optimizer = model, optimizer
+        d = self._decision
+        if d.action == "snapshot" and len(self._buffer) == 0 and d.start_step == self._step:
+            self._snapshots.save(d.stage, self._step, model, optimizer)
+        self._set_lr(self._lr)
+
+    def schedule(self) -> Schedule:
+        """The job's schedule as the service stored it (raises if the service is unreachable)."""
+        return self._transport.schedule(self.job)
+
+    def close(self) -> None:
+        """Report the partial window (the engine accepts a short one) and release the transport."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._in_fallback and not self._done:
+                self._recover()
+            if self._in_fallback and len(self._buffer):
+                log.warning("lrpilot: %d steps of job %r could not be reported", len(self._buffer), self.job)
+            elif not self._done and len(self._buffer):
+                report, window = self._buffer.report(), self._decision.window
+                self._with_deadline(lambda: self._transport.report_window(self.job, window, report))
+        except Exception as exc:
+            log.warning("lrpilot: could not report the last %d steps at close: %s", len(self._buffer), exc)
+        finally:
+            self._transport.close()
+
+    def __enter__(self) -> Tuner:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- boundaries ------------------------------------------------------------------------------
+
+    def _end_window(self) -> None:
+        decision, buffer = self._decision, self._buffer
+        if decision.phase in _SAFE_PHASES:
+            self._safe_lr = buffer.lrs[-1]
+        report, window = buffer.report(), decision.window
+        try:
+            new = self._with_deadline(lambda: self._transport.report_window(self.job, window, report))
+        except Exception as exc:  # the training loop never sees the service's problems
+            self._enter_fallback(exc)
+            return
+        buffer.clear(self._step)
+        self._apply(new)
+
+    def _apply(self, d: Decision) -> None:
+        """Act on a decision whose window starts now: snapshot/restore first, then the new LR."""
+        self._set_window(d)
+        if d.action == "done":
+            self._set_lr(d.lr if self._step == self._origin else self._lr)  # keep the last LR used
+            return
+        if d.action in ("snapshot", "restore"):
+            if d.start_step != self._step:
+                log.info(
+                    "lrpilot: skipping stale %s of window %d (began at step %d)",
+                    d.action,
+                    d.window,
+                    d.start_step,
+                )
+            elif self._model is not None or self._optimizer is not None:
+                if d.action == "snapshot":
+                    self._snapshots.save(d.stage, self._step, self._model, self._optimizer)
+                elif not self._snapshots.restore(d.stage, self._model, self._optimizer):
+                    log.warning("lrpilot: no snapshot of stage %d to restore; training on from here", d.stage)
+        if d.phase in _SAFE_PHASES:
+            self._safe_lr = d.lr_at(d.start_step)
+        # After a restore the optimizer's state dict has brought back an old LR: set the new one last.
+        self._set_lr(d.lr_at(self._step))
+
+    def _set_window(self, d: Decision) -> None:
+        """Pre-compute what the hot path reads, so a step costs no method call on the decision."""
+        self._decision = d
+        self._done = d.action == "done"
+        self._steps, self._start, self._lr0, self._slope = d.steps, d.start_step, d.lr, d.lr_end - d.lr
+        self._ramp = d.steps > 0 and d.lr_end != d.lr
+        self._loss_limit, self._grad_limit = guard_limits(d)
+        self._eval_at = frozenset(d.eval_at) if self._val_fn is not None else frozenset()
+        self._fast = not (self._done or self._in_fallback or self._eval_at)
+
+    def _set_lr(self, lr: float) -> None:
+        self._lr = lr
+        if self._optimizer is not None:
+            for group in self._optimizer.param_groups:
+                current = group["lr"]
+                if type(current) is float or not hasattr(current, "fill_"):
+                    group["lr"] = lr
+                else:  # a tensor LR (capturable optimizers): keep the tensor
+                    current.fill_(lr)
+
+    def _with_deadline(self, call: Callable[[], _T]) -> _T:
+        return with_deadline(call, self.retry_deadline_s, self._random)
+
+    def _step_mismatch(self, step: int) -> int:
+        if not self._attached and self._step == self._origin:
+            self._buffer.start = self._step = self._origin = step  # never attached: take the caller's count
+            return step
+        self._step_warned = True
+        log.warning(
+            "lrpilot: next_lr got step=%d but %d steps were consumed (the tuner's count is "
+            "authoritative; logged once)",
+            step,
+            self._step,
+        )
+        return self._step
+
+    # -- fallback --------------------------------------------------------------------------------
+
+    def _enter_fallback(self, exc: BaseException) -> None:
+        if isinstance(exc, LrpilotError | OSError):
+            cause = f"{type(exc).__name__}: {exc}"
+        else:
+            log.error("lrpilot: unexpected error talking to the service", exc_info=exc)
+            cause = f"unexpected {type(exc).__name__}"
+        log.warning(
+            "lrpilot: no service at step %d (%s); training goes on at LR %g and the steps are buffered "
+            "for replay (logged once)",
+            self._step,
+            cause,
+            self._safe_lr,
+        )
+        d = self._decision
+        self._in_fallback, self._fast = True, False
+        self._retry.policy = self.fallback_policy
+        self._retry.start(self._step)
+        if d.phase == "search" and self._model is not None and d.stage == self._snapshots.stage:
+            self._snapshots.restore(d.stage, self._model, self._optimizer)  # drop the candidate's weights
+            log.info("lrpilot: restored the stage %d snapshot taken before the search", d.stage)
+        self._set_lr(self._safe_lr)
+        if isinstance(exc, WindowConflictError):  # the service knows where it is: resync right away
+            self._recover()
+
+    def _recover(self) -> None:
+        """Replay the buffer and follow the service again, or stay in fallback and knock later."""
+        try:
+            d = replay(self._transport, self._create, self._buffer, self._log_stale)
+        except ReplayImpossible as exc:
+            log.error(
+                "lrpilot: job %r cannot be resumed (%s); training goes on without the service", self.job, exc
+            )
+            self._retry.stop()
+            return
+        except Exception as exc:
+            log.debug("lrpilot: service still unavailable at step %d: %s", self._step, exc)
+            self._retry.failed(self._step)
+            return
+        log.info("lrpilot: service back at step %d; buffered steps replayed", self._step)
+        self._in_fallback = False
+        self._attached = True
+        self._buffer.clear(self._step)
+        self._apply(d)
+
+    def _log_stale(self, d: Decision) -> None:
+        log.info(
+            "lrpilot: skipping stale %s of window %d (its steps were trained in fallback)", d.action, d.window
+        )

@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 
 from alembic import context
+from sqlalchemy.engine import Connection
+
 from lrpilot_service.store.db import create_db_engine
 from lrpilot_service.store.models import Base
-from sqlalchemy.engine import Connection
 
 config = context.config
 target_metadata = Base.metadata

@@ -16,12 +16,13 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 import httpx
-import lrpilot_service.api.app  # noqa: F401  (imported here so forked servers start warm)
 import pytest
+from sqlalchemy import func, select
+
+import lrpilot_service.api.app  # noqa: F401  (imported here so forked servers start warm)
 from lrpilot_service.api.serve import run
 from lrpilot_service.store.db import create_db_engine
 from lrpilot_service.store.models import DecisionRecord, Job, Observation
-from sqlalchemy import func, select
 
 CONFIG = {"total_steps": 2000, "search": "space_filling"}
 WINDOWS = 4

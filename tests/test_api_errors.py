@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
 from lrpilot.protocol import ErrorBody
 
 if TYPE_CHECKING:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+
 from lrpilot_service.api.app import create_app
 from lrpilot_service.api.metrics import Metrics
 from lrpilot_service.api.settings import Settings

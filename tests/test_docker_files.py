@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import inspect
+
 from lrpilot_service.api.settings import Settings
 from lrpilot_service.store.db import create_db_engine
-from sqlalchemy import inspect
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = (ROOT / "docker" / "Dockerfile").read_text()

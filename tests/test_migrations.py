@@ -10,12 +10,12 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from lrpilot_service.store.db import create_db_engine
-from lrpilot_service.store.migrate import alembic_config, upgrade, upgrade_engine
-from lrpilot_service.store.models import Base
 from sqlalchemy import inspect
 
 import migrations
+from lrpilot_service.store.db import create_db_engine
+from lrpilot_service.store.migrate import alembic_config, upgrade, upgrade_engine
+from lrpilot_service.store.models import Base
 
 TABLES = {"tenants", "jobs", "observations", "decisions"}
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import math
 
 import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from lrpilot.protocol import JobCreate, TunerConfig, WindowReport
 from lrpilot_service.store import JobRepository
 from lrpilot_service.store.models import Job
@@ -15,8 +18,6 @@ from lrpilot_service.store.observations import (
     load_observations,
 )
 from lrpilot_service.store.types import box_non_finite, unbox_non_finite
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 CONFIG = TunerConfig(total_steps=2000, search="space_filling")
 SPECIAL = [math.nan, math.inf, -math.inf, 0.0, -1.5, 1e308]

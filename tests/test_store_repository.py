@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+
 from lrpilot.protocol import Decision, JobCreate, TunerConfig, WindowReport
 from lrpilot_service.engine import ReportRejected
 from lrpilot_service.store import JobConflict, JobNotFound, JobRepository, WindowConflict

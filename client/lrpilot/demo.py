@@ -20,6 +20,11 @@ from lrpilot.tuner import Tuner
 
 BASELINE_LR = 0.01
 BATCH = 64
+#: 1,500 steps are ~70 epochs of 1,347 images: without weight decay every LR that optimises well
+#: overfits, and only a too-small LR keeps a low validation loss by underfitting (measured: constant
+#: 0.1 and lrpilot both reach 0.24, constant 0.01 0.096). Standard weight decay makes the
+#: validation loss track what is being optimised.
+WEIGHT_DECAY = 1e-3
 
 
 @dataclass
@@ -64,7 +69,7 @@ def _train(
     torch.set_num_threads(1)  # a tiny MLP: threads cost more than they give
     torch.manual_seed(seed)
     model = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10))
-    optimizer = torch.optim.SGD(model.parameters(), lr=BASELINE_LR, momentum=0.9)
+    optimizer = torch.optim.SGD(model.parameters(), lr=BASELINE_LR, momentum=0.9, weight_decay=WEIGHT_DECAY)
     tuner = make_tuner(model, optimizer)
     order = torch.Generator().manual_seed(seed)  # the same batches, in the same order, for every run
     x, y = data["x"], data["y"]

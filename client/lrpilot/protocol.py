@@ -19,7 +19,8 @@ Action = Literal["continue", "snapshot", "restore", "evaluate", "done"]
 Phase = Literal["warmup", "search", "exploit", "anneal", "done"]
 JobStatus = Literal["running", "done", "deleted"]
 
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/-]*$")]
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@/-]*$"
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NAME_PATTERN)]
 PositiveFinite = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
@@ -37,10 +38,10 @@ class TunerConfig(WireModel):
 
     model_config = ConfigDict(frozen=True)
 
-    lr_min: PositiveFinite = Field(1e-5, description="Smallest LR the search may try (searched in log space).")
+    lr_min: PositiveFinite = Field(1e-5, description="Smallest LR the search may try (log scale).")
     lr_max: PositiveFinite = Field(1.0, description="Largest LR the search may try.")
     total_steps: int | None = Field(
-        None, ge=10, le=100_000_000, description="Training budget in steps, search included; enables planning."
+        None, ge=10, le=100_000_000, description="Training budget in steps, search included; enables a plan."
     )
     warmup_steps: int = Field(0, ge=0, description="Linear warmup length (not searched).")
     warmup_lr: PositiveFinite | None = Field(
@@ -48,9 +49,9 @@ class TunerConfig(WireModel):
     )
     candidates: int = Field(10, ge=2, le=64, description="LRs tried in the first stage's search.")
     refine_candidates: int | None = Field(
-        None, ge=0, le=64, description="LRs tried in later stages (narrowed range); default min(4, candidates)."
+        None, ge=0, le=64, description="LRs tried in later, narrowed stages; default min(4, candidates)."
     )
-    tau: int | None = Field(None, ge=10, description="First stage's exploitation length; default from budget.")
+    tau: int | None = Field(None, ge=10, description="First stage's exploitation length; default: budget.")
     tau_max: int | None = Field(None, ge=10, description="Cap on the exploitation length as it doubles.")
     tau_ratio: float = Field(0.1, gt=0, le=1, description="Search window per candidate as a share of tau.")
     objective: Literal["train", "val"] = Field("train", description="Loss the search minimises.")
@@ -58,9 +59,9 @@ class TunerConfig(WireModel):
         "bo", description="'bo': GP + log expected improvement; 'space_filling': AutoLRS-like coverage."
     )
     anneal: Literal["linear", "none"] = Field("linear", description="Shape of the final phase when budgeted.")
-    anneal_fraction: float = Field(0.2, ge=0, lt=1, description="Least share of the budget kept for annealing.")
+    anneal_fraction: float = Field(0.2, ge=0, lt=1, description="Least share of the budget to anneal.")
     divergence_factor: float = Field(
-        3.0, gt=1, allow_inf_nan=False, description="A try whose loss exceeds this multiple of the stage's start."
+        3.0, gt=1, allow_inf_nan=False, description="A try diverged above this multiple of recent losses."
     )
     window_max: int = Field(256, ge=1, le=1_000_000, description="Longest window between two reports.")
     seed: int = Field(0, ge=0, lt=2**32)
@@ -77,7 +78,8 @@ class TunerConfig(WireModel):
             raise ValueError(f"tau_max ({self.tau_max}) must be at least tau ({self.tau})")
         if self.warmup_lr is not None and not self.lr_min <= self.warmup_lr <= self.lr_max:
             raise ValueError(
-                f"warmup_lr ({self.warmup_lr:g}) must lie in [lr_min, lr_max] = [{self.lr_min:g}, {self.lr_max:g}]"
+                f"warmup_lr ({self.warmup_lr:g}) must lie in [lr_min, lr_max] = "
+                f"[{self.lr_min:g}, {self.lr_max:g}]"
             )
         return self
 
@@ -141,7 +143,8 @@ class WindowReport(WireModel):
     losses: list[float] = Field(max_length=1_000_000, description="One training loss per step trained.")
     grad_norms: list[float] | None = Field(None, description="Optional: one gradient norm per step.")
     lrs: list[float] | None = Field(
-        None, description="Optional: the LR the loop actually used per step (differs from the plan in fallback)."
+        None,
+        description="Optional: the LR the loop really used per step (differs from plan in fallback).",
     )
     val_losses: dict[int, float] | None = Field(
         None, description="Optional: validation loss keyed by the absolute step it was measured after."
@@ -156,7 +159,8 @@ class WindowReport(WireModel):
             )
         if self.lrs is not None and len(self.lrs) != len(self.losses):
             raise ValueError(
-                f"lrs has {len(self.lrs)} values but losses has {len(self.losses)}: send one LR per loss, or none"
+                f"lrs has {len(self.lrs)} values but losses has {len(self.losses)}: "
+                "send one LR per loss, or none"
             )
         return self
 

@@ -13,9 +13,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from lrpilot.protocol import ErrorBody
 from starlette.exceptions import HTTPException
 
+from lrpilot.protocol import ErrorBody
 from lrpilot_service.engine import ReportRejected
 from lrpilot_service.store import JobConflict, JobNotFound, WindowConflict
 

@@ -7,8 +7,9 @@ buffer more than ``max_bytes``. The accepted body is replayed to the app unchang
 
 from __future__ import annotations
 
-from lrpilot.protocol import ErrorBody
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from lrpilot.protocol import ErrorBody
 
 
 class BodySizeLimit:

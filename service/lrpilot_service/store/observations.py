@@ -11,11 +11,11 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from lrpilot.protocol import Decision, WindowReport
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from lrpilot.protocol import Decision, WindowReport
 from lrpilot_service.store.models import Observation
 
 FLOAT_COLUMNS = ("loss", "grad_norm", "lr", "val_loss")

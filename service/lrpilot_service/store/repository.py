@@ -11,12 +11,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from lrpilot.protocol import Decision, JobCreate, JobView, Schedule, TunerConfig, WindowReport
 from sqlalchemy import Engine, and_, delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer, sessionmaker
 
+from lrpilot.protocol import Decision, JobCreate, JobView, Schedule, TunerConfig, WindowReport
 from lrpilot_service.engine import advance, summarize
 from lrpilot_service.store.db import create_db_engine, retry_transaction, write_engine
 from lrpilot_service.store.errors import JobConflict, JobNotFound, WindowConflict

@@ -10,7 +10,6 @@ import math
 from collections.abc import Mapping, Sequence
 
 from lrpilot.protocol import Decision, Schedule, ScheduleStep, StageSummary
-
 from lrpilot_service.store.models import Observation
 from lrpilot_service.store.observations import decode_float
 

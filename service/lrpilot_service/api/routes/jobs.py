@@ -11,8 +11,8 @@ from __future__ import annotations
 import time
 
 from fastapi import APIRouter, Response, status
-from lrpilot.protocol import Decision, ErrorBody, JobCreate, JobView, Schedule, WindowReport
 
+from lrpilot.protocol import Decision, ErrorBody, JobCreate, JobView, Schedule, WindowReport
 from lrpilot_service.api.deps import AppMetrics, JobName, Repository, TenantName, WindowIndex
 
 _ERRORS: dict[int | str, dict[str, object]] = {code: {"model": ErrorBody} for code in (404, 409, 413, 422)}

@@ -13,7 +13,15 @@ import math
 from lrpilot.protocol import Action, Decision, Forecast, TunerConfig, WindowReport
 from lrpilot_service.engine import divergence
 from lrpilot_service.engine.budget import MIN_TRY_STEPS, Budget, refine_range, resolve
-from lrpilot_service.engine.stage import begin_search, conclude, finish_try, next_try, record_try_steps
+from lrpilot_service.engine.stage import (
+    begin_search,
+    conclude,
+    finish_try,
+    next_try,
+    record_try_steps,
+    tries_used,
+    void_try,
+)
 from lrpilot_service.engine.state import State, copy_state, current_decision, new_state
 
 #: Divergence in exploitation or anneal: restore the stage snapshot and divide the LR by this.
@@ -95,16 +103,21 @@ def _absorb(
 
     if phase == "search":
         record_try_steps(st, losses, report.val_losses)
-        if stop is None and step < end:
+        off_plan = _off_plan(awaited, report)
+        if stop is None and step < end and not off_plan:
             return "continue", f"try continues at lr={awaited.lr:.3g}", None
         started = st["search"]["try"]["start"]
-        forecast = finish_try(st, config, st["tau"], step - started, diverged=stop is not None)
-        note = f"try at lr={forecast.lr:.3g} {_outcome(forecast)}"
-        if len(st["search"]["xs"]) < st["search"]["n"]:
+        forecast: Forecast | None = None
+        if off_plan:
+            note = void_try(st)
+        else:
+            forecast = finish_try(st, config, st["tau"], step - started, diverged=stop is not None)
+            note = f"try at lr={forecast.lr:.3g} {_outcome(forecast)}"
+        if tries_used(st) < st["search"]["n"]:
             reason = next_try(st, config, step)
             _set_segment(st, "search", step, step + st["search"]["try_steps"], st["search"]["try"]["lr"])
             return "restore", f"{note}; {reason}", forecast
-        lr, keep_going, reason = conclude(st, config)
+        lr, keep_going, reason = conclude(st, config, fallback_lr=st["best_lr"] or budget.warmup_lr)
         already = step - started if keep_going else 0
         _set_segment(st, "exploit", step, step + max(1, st["tau"] - already), lr)
         action: Action = "continue" if keep_going else "restore"
@@ -116,6 +129,16 @@ def _absorb(
         return ("evaluate" if _eval_steps(st, config) else "continue"), f"{phase} continues", None
     action, reason = _plan_next(st, config, budget)
     return action, f"{phase} done; {reason}", None
+
+
+def _off_plan(awaited: Decision, report: WindowReport) -> bool:
+    """Did the client train this window at other LRs than planned (fallback replay)?"""
+    if report.lrs is None:
+        return False
+    return any(
+        not math.isclose(lr, awaited.lr_at(report.start_step + i), rel_tol=1e-6, abs_tol=1e-12)
+        for i, lr in enumerate(report.lrs)
+    )
 
 
 def _back_off(st: State, config: TunerConfig, budget: Budget, bad_loss: float) -> tuple[Action, str]:

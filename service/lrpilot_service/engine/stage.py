@@ -32,6 +32,7 @@ def begin_search(
         "xs": [],
         "ys": [],
         "sds": [],
+        "voided": 0,
         "try": None,
     }
     state["stages"].append(
@@ -114,21 +115,43 @@ def _forecast_try(
     return fitted
 
 
-def conclude(state: State, config: TunerConfig) -> tuple[float, bool, str]:
+def void_try(state: State) -> str:
+    """Drop a try that did not run at its LR (the client replayed fallback steps): not scored.
+
+    It still counts against the stage's tries, so an outage cannot stretch a stage past its budget.
+    """
+    search = state["search"]
+    search["voided"] += 1
+    lr = search["try"]["lr"]
+    search["try"] = None
+    return f"try at lr={lr:.3g} ran at other LRs (client fallback): not scored"
+
+
+def tries_used(state: State) -> int:
+    search = state["search"]
+    return len(search["xs"]) + int(search["voided"])
+
+
+def conclude(state: State, config: TunerConfig, fallback_lr: float) -> tuple[float, bool, str]:
     """Pick the stage's LR by the GP posterior mean; say whether the last try can simply go on.
 
     Returns (lr, continue_last_try, reason). Continuing is free when the winner is the try that
     just ran to completion: its model is already trained at that LR, so no restore is needed.
+    With no scored try at all (every one voided), the stage keeps ``fallback_lr``.
     """
     search = state["search"]
-    seed = config.seed * SEED_STRIDE + state["stage"] * 64 + 63
-    choice = choose_best(search["xs"], search["ys"], seed=seed, sds=search["sds"])
-    lr = lr_of(choice.x, search["low"], search["high"])
-    last = search["try"]
-    keep_going = last is not None and last["x"] == choice.x and search["ys"][-1] is not None
     summary = state["stages"][-1]
+    if not search["xs"]:
+        lr, keep_going, why = fallback_lr, False, "no try could be scored: keeping the last LR"
+    else:
+        seed = config.seed * SEED_STRIDE + state["stage"] * 64 + 63
+        choice = choose_best(search["xs"], search["ys"], seed=seed, sds=search["sds"])
+        lr = lr_of(choice.x, search["low"], search["high"])
+        last = search["try"]
+        keep_going = last is not None and last["x"] == choice.x and search["ys"][-1] is not None
+        why = choice.reason
     summary["chosen_lr"] = lr
-    summary["reason"] = choice.reason
+    summary["reason"] = why
     state["best_lr"] = lr
     state["search"] = None
-    return lr, keep_going, f"chose lr={lr:.3g}: {choice.reason}"
+    return lr, keep_going, f"chose lr={lr:.3g}: {why}"

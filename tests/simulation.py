@@ -41,10 +41,10 @@ class LinearRegressionSGD:
         """One SGD step on the step's minibatch; returns the minibatch loss before the update."""
         idx = self.order[self.step_count % len(self.order)]
         self.step_count += 1
-        residual = self.x[idx] @ self.w - self.y[idx]
-        loss = 0.5 * float(np.mean(residual**2))
-        grad = self.x[idx].T @ residual / len(idx)
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"):  # diverging LRs overflow on purpose
+            residual = self.x[idx] @ self.w - self.y[idx]
+            loss = 0.5 * float(np.mean(residual**2))
+            grad = self.x[idx].T @ residual / len(idx)
             self.w = self.w - lr * grad
         return loss if np.isfinite(loss) else float("nan")
 

@@ -1,0 +1,266 @@
+"""Methods under comparison and the one training loop they all share.
+
+Why one loop: fair accounting. Every method trains exactly ``T`` consumed steps on the same
+batches (step s always sees batch s of the seed), evaluated at the same consumed steps. A method
+only decides the LR of each step (and lrpilot, through its tuner, also snapshots and restores the
+model): search and re-run steps are therefore charged like any other step.
+
+Methods: the seven hand schedules at a given peak LR; schedule-free SGD/AdamW and Prodigy at
+their recommended defaults; lrpilot with one wide default range; lrpilot configured like the
+released AutoLRS (the reference peer).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from bench.schedules import SCHEDULES, warmup_steps
+from bench.workloads import Workload
+
+LR_FREE = ("schedulefree", "prodigy")
+TUNERS = ("lrpilot", "autolrs")
+# The released AutoLRS, expressed as lrpilot configuration (client/lrpilot/protocol.py TunerConfig).
+AUTOLRS_CONFIG: dict[str, Any] = {
+    "candidates": 10,
+    "tau_ratio": 0.1,
+    "search": "space_filling",
+    "anneal": "none",
+    "refine_candidates": 10,
+}
+LRPILOT_RANGE = (1e-5, 1.0)  # one wide default range for every workload: no per-workload tuning
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run; also the cache key (peak_lr is None for methods that take no LR)."""
+
+    workload: str
+    method: str
+    peak_lr: float | None
+    seed: int
+    budget: int
+
+    def key(self) -> str:
+        lr = "none" if self.peak_lr is None else f"{self.peak_lr:.6g}"
+        return f"{self.workload}__{self.method}__lr{lr}__s{self.seed}__T{self.budget}"
+
+
+class Driver:
+    """Decides the LR of each step. Base class: a fixed schedule applied before every step."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, spec: RunSpec) -> None:
+        self.optimizer = optimizer
+        self.spec = spec
+
+    def before(self, step: int) -> None:
+        """Set the LR the coming step will use."""
+        assert self.spec.peak_lr is not None
+        lr = SCHEDULES[self.spec.method](step, self.spec.budget, self.spec.peak_lr)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def effective_lr(self) -> float:
+        """The LR the last step actually used (read after optimizer.step())."""
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def after(self, step: int, loss: float, grad_norm: float | None) -> None:
+        """Observe the step's loss (tuners act on it; schedules ignore it)."""
+
+    def eval_mode(self, evaluating: bool) -> None:
+        """Switch the optimiser's weights for evaluation (only schedule-free needs this)."""
+
+    def needs_grad_norm(self) -> bool:
+        return False
+
+    def finish(self) -> dict[str, Any]:
+        """Extra per-run facts for the report (search share for tuners)."""
+        return {}
+
+
+class ScheduleFreeDriver(Driver):
+    """Schedule-free SGD/AdamW: constant LR, weights averaged; eval at the averaged point x."""
+
+    def before(self, step: int) -> None:
+        pass
+
+    def effective_lr(self) -> float:
+        group = self.optimizer.param_groups[0]
+        return float(group.get("scheduled_lr", group["lr"]))  # includes its internal warmup
+
+    def eval_mode(self, evaluating: bool) -> None:
+        getattr(self.optimizer, "eval" if evaluating else "train")()
+
+
+class ProdigyDriver(Driver):
+    """Prodigy with lr=1.0 and cosine annealing over the budget, as its README recommends."""
+
+    def before(self, step: int) -> None:
+        lr = 0.5 * (1.0 + math.cos(math.pi * step / self.spec.budget))
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def effective_lr(self) -> float:
+        group = self.optimizer.param_groups[0]
+        return float(group["lr"] * group["d"])  # the step size Prodigy actually applies
+
+
+class TunerDriver(Driver):
+    """lrpilot through its pinned client API, embedded mode on a private temporary SQLite file."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, spec: RunSpec, model: nn.Module) -> None:
+        super().__init__(optimizer, spec)
+        from lrpilot import InProcessTransport, Tuner
+
+        # embedded mode, explicitly: never a service someone left running at $LRPILOT_URL
+        self._tmp = tempfile.TemporaryDirectory(prefix="lrpilot-bench-")
+        transport = InProcessTransport(database_url=f"sqlite:///{self._tmp.name}/lrpilot.db")
+        extra: dict[str, Any] = dict(AUTOLRS_CONFIG) if spec.method == "autolrs" else {}
+        self.tuner = Tuner(
+            job=f"bench-{spec.key()}".replace("__", "-"),
+            url=None,
+            lr_min=LRPILOT_RANGE[0],
+            lr_max=LRPILOT_RANGE[1],
+            total_steps=spec.budget,
+            model=model,
+            optimizer=optimizer,
+            transport=transport,
+            **extra,
+        )
+
+    def before(self, step: int) -> None:
+        pass  # the tuner set this step's LR in the previous next_lr() (or its constructor)
+
+    def after(self, step: int, loss: float, grad_norm: float | None) -> None:
+        self.tuner.next_lr(step, loss, grad_norm=grad_norm)
+
+    def needs_grad_norm(self) -> bool:
+        return True
+
+    def finish(self) -> dict[str, Any]:
+        schedule = self.tuner.schedule()
+        stages = [
+            {"stage": s.stage, "tau": s.tau, "chosen_lr": s.chosen_lr, "candidates": len(s.candidates)}
+            for s in schedule.stages
+        ]
+        self.tuner.close()
+        self._tmp.cleanup()
+        return {"search_share": float(schedule.search_share), "stages": stages}
+
+
+def build(workload: Workload, spec: RunSpec, model: nn.Module) -> Driver:
+    """The optimiser and driver for a method; the workload fixes the optimiser family."""
+    params = list(model.parameters())
+    wd, total = workload.weight_decay, spec.budget
+    if spec.method == "schedulefree":
+        import schedulefree
+
+        warm = warmup_steps(total)
+        sf: torch.optim.Optimizer = (
+            schedulefree.SGDScheduleFree(params, lr=1.0, momentum=0.9, weight_decay=wd, warmup_steps=warm)
+            if workload.family == "sgd"
+            else schedulefree.AdamWScheduleFree(params, lr=0.0025, weight_decay=wd, warmup_steps=warm)
+        )
+        return ScheduleFreeDriver(sf, spec)
+    if spec.method == "prodigy":
+        from prodigyopt import Prodigy
+
+        with contextlib.redirect_stdout(io.StringIO()):  # it prints its weight-decay mode
+            prodigy = Prodigy(params, lr=1.0, weight_decay=wd)
+        return ProdigyDriver(prodigy, spec)
+    lr0 = spec.peak_lr if spec.peak_lr is not None else workload.default_lr
+    opt: torch.optim.Optimizer = (
+        torch.optim.SGD(params, lr=lr0, momentum=0.9, weight_decay=wd)
+        if workload.family == "sgd"
+        else torch.optim.AdamW(params, lr=lr0, weight_decay=wd)
+    )
+    if spec.method in TUNERS:
+        return TunerDriver(opt, spec, model)
+    if spec.method not in SCHEDULES:
+        raise ValueError(f"unknown method {spec.method!r}")
+    return Driver(opt, spec)
+
+
+def eval_points(total: int) -> list[int]:
+    """Consumed-step counts at which validation loss is measured: 0 and about every T/20."""
+    every = max(1, total // 20)
+    return sorted({0, *range(every, total, every), total})
+
+
+def train(workload: Workload, spec: RunSpec) -> dict[str, Any]:
+    """Train one run for exactly ``spec.budget`` consumed steps and return its record.
+
+    A hand schedule whose loss goes non-finite stops there (its later steps could only produce
+    NaN) but is still charged the whole budget; a tuner sees the NaN and handles it itself.
+    """
+    torch.set_num_threads(1)
+    data = workload.data()
+    model = workload.model(spec.seed)
+    batches = workload.batch_indices(spec.seed, spec.budget)
+    driver = build(workload, spec, model)
+    points = set(eval_points(spec.budget))
+    curve: list[list[float]] = []
+    lrs: list[float] = []
+    losses: list[float] = []
+    eval_s, stopped_at = 0.0, None
+    start = time.perf_counter()
+
+    def evaluate(consumed: int) -> None:
+        nonlocal eval_s
+        t0 = time.perf_counter()
+        model.eval()
+        driver.eval_mode(True)
+        curve.append([consumed, workload.val_loss(model)])
+        driver.eval_mode(False)
+        model.train()
+        eval_s += time.perf_counter() - t0
+
+    driver.eval_mode(False)
+    evaluate(0)
+    for step in range(spec.budget):
+        driver.before(step)
+        idx = batches[step]
+        loss = workload.loss(model, data.train_x[idx], data.train_y[idx])
+        driver.optimizer.zero_grad(set_to_none=True)
+        loss.backward()  # type: ignore[no-untyped-call]
+        grad_norm = None
+        if driver.needs_grad_norm():
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), float("inf")))
+        driver.optimizer.step()
+        lrs.append(driver.effective_lr())
+        value = float(loss.detach())
+        losses.append(value)
+        driver.after(step, value, grad_norm)
+        if not math.isfinite(value) and spec.method not in TUNERS:
+            stopped_at = step + 1
+            curve.append([spec.budget, math.nan])
+            break
+        if step + 1 in points:
+            evaluate(step + 1)
+    wall = time.perf_counter() - start
+    extra = driver.finish()
+    final = curve[-1][1]
+    return {
+        "spec": {k: getattr(spec, k) for k in ("workload", "method", "peak_lr", "seed", "budget")},
+        "steps_consumed": spec.budget,
+        "steps_trained": stopped_at if stopped_at is not None else len(lrs),
+        "stopped_at": stopped_at,
+        "diverged": not math.isfinite(final),
+        "initial_val_loss": curve[0][1],
+        "final_val_loss": final,
+        "curve": curve,
+        "lrs": [float(f"{x:.6g}") for x in lrs],
+        "train_loss_tail": float(sum(losses[-20:]) / max(1, len(losses[-20:]))),
+        "wall_s": wall,
+        "eval_s": eval_s,
+        "step_ms": 1e3 * (wall - eval_s) / max(1, len(lrs)),
+        **extra,
+    }

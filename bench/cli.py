@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{wa.best.iqm:.4f}",
             end="",
         )
-        for name in ("lrpilot", "autolrs", "schedulefree", "prodigy"):
+        for name in ("lrpilot", "lrpilot-val", "autolrs", "schedulefree", "prodigy"):
             row = wa.row("tuner", name) or wa.row("lr-free", name)
             if row is not None:
                 print(f"  {name} {row.iqm:.4f}", end="")

@@ -17,6 +17,7 @@ import io
 import math
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +28,7 @@ from bench.schedules import SCHEDULES, warmup_steps
 from bench.workloads import Workload
 
 LR_FREE = ("schedulefree", "prodigy")
-TUNERS = ("lrpilot", "autolrs")
+TUNERS = ("lrpilot", "lrpilot-val", "autolrs")
 # The released AutoLRS, expressed as lrpilot configuration (client/lrpilot/protocol.py TunerConfig).
 AUTOLRS_CONFIG: dict[str, Any] = {
     "candidates": 10,
@@ -35,6 +36,13 @@ AUTOLRS_CONFIG: dict[str, Any] = {
     "search": "space_filling",
     "anneal": "none",
     "refine_candidates": 10,
+}
+# Per tuner method, what differs from lrpilot's defaults. "lrpilot-val" scores tries on the
+# validation loss (val_fn), the quantity the grid baselines are selected on; still untuned.
+TUNER_CONFIGS: dict[str, dict[str, Any]] = {
+    "lrpilot": {},
+    "lrpilot-val": {"objective": "val"},
+    "autolrs": AUTOLRS_CONFIG,
 }
 LRPILOT_RANGE = (1e-5, 1.0)  # one wide default range for every workload: no per-workload tuning
 
@@ -116,14 +124,22 @@ class ProdigyDriver(Driver):
 class TunerDriver(Driver):
     """lrpilot through its pinned client API, embedded mode on a private temporary SQLite file."""
 
-    def __init__(self, optimizer: torch.optim.Optimizer, spec: RunSpec, model: nn.Module) -> None:
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        spec: RunSpec,
+        model: nn.Module,
+        val_fn: Callable[[], float] | None = None,
+    ) -> None:
         super().__init__(optimizer, spec)
         from lrpilot import InProcessTransport, Tuner
 
         # embedded mode, explicitly: never a service someone left running at $LRPILOT_URL
         self._tmp = tempfile.TemporaryDirectory(prefix="lrpilot-bench-")
         transport = InProcessTransport(database_url=f"sqlite:///{self._tmp.name}/lrpilot.db")
-        extra: dict[str, Any] = dict(AUTOLRS_CONFIG) if spec.method == "autolrs" else {}
+        extra: dict[str, Any] = dict(TUNER_CONFIGS[spec.method])
+        if extra.get("objective") == "val":
+            extra["val_fn"] = val_fn
         self.tuner = Tuner(
             job=f"bench-{spec.key()}".replace("__", "-"),
             url=None,
@@ -183,10 +199,19 @@ def build(workload: Workload, spec: RunSpec, model: nn.Module) -> Driver:
         else torch.optim.AdamW(params, lr=lr0, weight_decay=wd)
     )
     if spec.method in TUNERS:
-        return TunerDriver(opt, spec, model)
+        return TunerDriver(opt, spec, model, val_fn=lambda: _validation_loss(workload, model))
     if spec.method not in SCHEDULES:
         raise ValueError(f"unknown method {spec.method!r}")
     return Driver(opt, spec)
+
+
+def _validation_loss(workload: Workload, model: nn.Module) -> float:
+    """The tuner's val_fn: the same held-out loss the report judges, in eval mode."""
+    model.eval()
+    try:
+        return workload.val_loss(model)
+    finally:
+        model.train()
 
 
 def eval_points(total: int) -> list[int]:

@@ -201,3 +201,11 @@ def test_stage_whose_tries_were_all_voided_keeps_a_safe_lr_and_the_budget() -> N
         state, decision = advance(config, state, report)
     assert consumed == 1000
     assert all(s.chosen_lr is not None for s in summarize(state))
+
+
+def test_small_budget_searches_with_fewer_tries_rather_than_not_at_all() -> None:
+    decisions = run(TunerConfig(total_steps=100, candidates=10))
+    tries = [d for d in decisions if d.phase == "search" and d.action in ("snapshot", "restore")]
+    assert 3 <= len(tries) <= 4
+    assert sum(d.steps for d in decisions if d.phase == "search") <= 50
+    assert decisions[-1].start_step == 100

@@ -26,6 +26,8 @@ from lrpilot_service.engine.state import State, copy_state, current_decision, ne
 
 #: Divergence in exploitation or anneal: restore the stage snapshot and divide the LR by this.
 BACKOFF = 4.0
+#: The fewest tries a first stage is cut to when the budget is small.
+MIN_FIRST_TRIES = 3
 #: Validation points per search try when the objective is validation loss.
 EVALS_PER_TRY = 8
 
@@ -179,12 +181,18 @@ def _plan_next(st: State, config: TunerConfig, budget: Budget) -> tuple[Action, 
         return "done", f"budget of {total} steps used"
     k = st["stage"] + 1
     tau = budget.tau if k == 0 else budget.next_tau(st["tau"])
-    n = config.candidates if k == 0 else budget.refine_candidates
+    full = k == 0 or st["best_lr"] is None  # nothing to refine yet: search the whole range
+    n = config.candidates if full else budget.refine_candidates
     limit = _planning_limit(budget)
     if limit is not None:
         room = limit - step
         if n * budget.try_steps(tau, config.tau_ratio) + tau > room:
-            if k > 0 or room < (n + 1) * MIN_TRY_STEPS:
+            if not full:
+                return _finish(st, config, budget)
+            # A small budget: fewer tries first (search at most half the room), then a shorter
+            # stage; only when even MIN_FIRST_TRIES cannot fit is the LR left unsearched.
+            n = min(n, max(MIN_FIRST_TRIES, room // (2 * MIN_TRY_STEPS)))
+            if room < (n + 1) * MIN_TRY_STEPS:
                 return _finish(st, config, budget)
             tau = _largest_tau(room, n, budget, config.tau_ratio)
     st["stage"], st["tau"] = k, tau
@@ -192,8 +200,8 @@ def _plan_next(st: State, config: TunerConfig, budget: Budget) -> tuple[Action, 
     if n == 0 and st["best_lr"] is not None:
         _set_segment(st, "exploit", step, step + tau, st["best_lr"])
         return "snapshot", f"stage {k}: exploit lr={st['best_lr']:.3g} for {tau} steps (no search)"
-    if k == 0 or st["best_lr"] is None:
-        low, high, n = config.lr_min, config.lr_max, max(n, config.candidates)
+    if full:
+        low, high = config.lr_min, config.lr_max
     else:
         low, high = refine_range(config, st["best_lr"])
     try_steps = budget.try_steps(tau, config.tau_ratio)

@@ -109,9 +109,19 @@ def test_small_budget_never_ends_inside_a_search() -> None:
     assert sum(d.steps for d in decisions) == 300
 
 
-def test_tiny_budget_skips_search_and_anneals() -> None:
+def test_tiny_budget_skips_search_holds_then_anneals() -> None:
     decisions = run(TunerConfig(total_steps=40))
-    assert {d.phase for d in decisions} == {"anneal", "done"}
+    assert [d.phase for d in decisions] == ["exploit", "anneal", "done"]
+    assert decisions[1].start_step == 32 and decisions[1].lr_end == pytest.approx(1e-5)
+
+
+def test_finish_holds_the_chosen_lr_then_anneals_over_the_reserve() -> None:
+    # Warmup-stable-decay shape: no long decay from the last stage, only over the reserve.
+    decisions = run(TunerConfig(total_steps=2000, candidates=4, seed=1))
+    anneal = [d for d in decisions if d.phase == "anneal"]
+    assert anneal[0].start_step == 2000 - 400
+    hold = [d for d in decisions if d.phase == "exploit" and d.start_step < 1600]
+    assert hold[-1].lr == pytest.approx(anneal[0].lr)
 
 
 def test_diverging_try_is_stopped_early_and_never_chosen() -> None:

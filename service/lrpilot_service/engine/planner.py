@@ -223,10 +223,22 @@ def _largest_tau(room: int, n: int, budget: Budget, ratio: float) -> int:
 
 
 def _finish(st: State, config: TunerConfig, budget: Budget) -> tuple[Action, str]:
-    """The rest of the budget cannot pay for another stage: anneal (or hold) to the end."""
+    """The rest of the budget cannot pay for another stage: hold the LR, then anneal to the end.
+
+    Warmup-stable-decay shape: the chosen LR is held until only the anneal reserve is left, and
+    the decay runs over that reserve. Measured on the benchmark workloads, holding beat a long
+    linear decay from the last stage (docs/engine.md). With ``anneal: none`` the LR is held.
+    """
     step, total = st["next_step"], budget.total_steps
     assert total is not None  # only budgeted jobs finish
     lr = st["best_lr"] if st["best_lr"] is not None else budget.warmup_lr
+    limit = _planning_limit(budget)
+    if config.anneal == "linear" and limit is not None and step < limit:
+        _set_segment(st, "exploit", step, limit, lr)
+        return (
+            "continue",
+            f"hold lr={lr:.3g} until step {limit}, then anneal over the last {total - limit} steps",
+        )
     if config.anneal == "linear":
         _set_segment(st, "anneal", step, total, lr, config.lr_min)
         return (

@@ -219,3 +219,48 @@ def test_small_budget_searches_with_fewer_tries_rather_than_not_at_all() -> None
     assert 3 <= len(tries) <= 4
     assert sum(d.steps for d in decisions if d.phase == "search") <= 50
     assert decisions[-1].start_step == 100
+
+
+def exploit_with_val(config: TunerConfig) -> tuple[State, Decision]:
+    """Drive a val-objective job (flat losses) to its first exploitation window."""
+    state, decision = advance(config, None, None)
+    while decision.phase != "exploit":
+        vals = {s: 1.0 for s in decision.eval_at}
+        report = WindowReport(start_step=decision.start_step, losses=[1.0] * decision.steps, val_losses=vals)
+        state, decision = advance(config, state, report)
+    return state, decision
+
+
+def test_val_objective_evaluates_the_end_of_every_exploit_window() -> None:
+    config = TunerConfig(total_steps=2000, candidates=3, objective="val", window_max=50)
+    _, decision = exploit_with_val(config)
+    assert decision.eval_at == [decision.start_step + decision.steps - 1]
+    assert decision.action in ("evaluate", "restore", "continue")
+
+
+def test_validation_loss_rising_in_a_stage_rewinds_it_at_a_quarter_lr() -> None:
+    # Small data overfits: the training loss falls while the validation loss climbs.
+    config = TunerConfig(total_steps=2000, candidates=3, objective="val", window_max=50)
+    state, decision = exploit_with_val(config)
+    chosen, last = decision.lr, decision.start_step + decision.steps - 1
+    report = WindowReport(
+        start_step=decision.start_step, losses=[0.5] * decision.steps, val_losses={last: 1.0}
+    )
+    state, decision = advance(config, state, report)  # the stage's reference level: 1.0
+    assert decision.action != "restore"
+    last = decision.start_step + decision.steps - 1
+    report = WindowReport(
+        start_step=decision.start_step, losses=[0.4] * decision.steps, val_losses={last: 1.2}
+    )
+    state, decision = advance(config, state, report)
+    assert decision.action == "restore" and "overfitting" in decision.reason
+    assert decision.lr == pytest.approx(max(config.lr_min, chosen / 4))
+
+
+def test_train_objective_ignores_validation_losses() -> None:
+    config = TunerConfig(total_steps=2000, candidates=3, window_max=50)
+    state, decision = advance(config, None, None)
+    while decision.phase != "exploit":
+        report = WindowReport(start_step=decision.start_step, losses=[1.0] * decision.steps)
+        state, decision = advance(config, state, report)
+    assert decision.eval_at == []

@@ -26,6 +26,9 @@ from lrpilot_service.engine.state import State, copy_state, current_decision, ne
 
 #: Divergence in exploitation or anneal: restore the stage snapshot and divide the LR by this.
 BACKOFF = 4.0
+#: Val objective: an exploit window whose validation loss is this much above the stage's start
+#: is overfitting, and is treated like a divergence (rewind, quarter LR).
+OVERFIT_TOLERANCE = 0.03
 #: The fewest tries a first stage is cut to when the budget is small.
 MIN_FIRST_TRIES = 3
 #: Validation points per search try when the objective is validation loss.
@@ -126,7 +129,10 @@ def _absorb(
         return action, f"{note}; {reason}; exploit {st['segment']['end'] - step} steps", forecast
 
     if stop is not None and phase in ("exploit", "anneal"):
-        return (*_back_off(st, config, budget, losses[stop]), None)
+        return (*_back_off(st, config, budget, f"loss {losses[stop]:.4g} diverged in {phase}; "), None)
+    overfit = _overfitting(st, report) if phase == "exploit" and config.objective == "val" else None
+    if overfit is not None:
+        return (*_back_off(st, config, budget, overfit), None)
     if step < end:
         return ("evaluate" if _eval_steps(st, config) else "continue"), f"{phase} continues", None
     action, reason = _plan_next(st, config, budget)
@@ -143,8 +149,8 @@ def _off_plan(awaited: Decision, report: WindowReport) -> bool:
     )
 
 
-def _back_off(st: State, config: TunerConfig, budget: Budget, bad_loss: float) -> tuple[Action, str]:
-    """Divergence while exploiting or annealing: rewind to the snapshot at a quarter of the LR.
+def _back_off(st: State, config: TunerConfig, budget: Budget, why: str) -> tuple[Action, str]:
+    """Divergence (or overfitting) while exploiting or annealing: rewind, at a quarter of the LR.
 
     Restoring also serves as the next stage's snapshot (the model is then exactly the snapshot),
     so a divergence at the end of a segment restores and moves on.
@@ -153,7 +159,8 @@ def _back_off(st: State, config: TunerConfig, budget: Budget, bad_loss: float) -
     lr = max(config.lr_min, _lr_at(seg, step) / BACKOFF)
     st["best_lr"] = max(config.lr_min, (st["best_lr"] or lr) / BACKOFF)
     rewind: Action = "restore" if st["stage"] >= 0 else "continue"
-    why = f"loss {bad_loss:.4g} diverged in {st['phase']}; "
+    if rewind == "restore" and not st.get("stage_val_at_snapshot", False):
+        st["stage_val"] = None  # the model goes back to the snapshot: re-measure its level
     limit = _planning_limit(budget)
     if st["phase"] == "anneal":
         end = seg["end"]
@@ -167,6 +174,27 @@ def _back_off(st: State, config: TunerConfig, budget: Budget, bad_loss: float) -
         return rewind, why + f"{rewind} and anneal from lr={lr:.3g}"
     _set_segment(st, "exploit", step, end, lr)
     return rewind, why + f"{rewind} and exploit at lr={lr:.3g}"
+
+
+def _overfitting(st: State, report: WindowReport) -> str | None:
+    """Val objective: has this stage made the validation loss worse than at its snapshot?
+
+    Small data overfits: a large LR drives the training loss down and the validation loss up, and
+    the tries are too short to see it. The check compares each exploit window's last validation
+    loss with the stage's reference (at the snapshot, else the stage's first measurement).
+    """
+    finite = {s: v for s, v in (report.val_losses or {}).items() if math.isfinite(v)}
+    if not finite:
+        return None
+    value = finite[max(finite)]
+    st["last_val"] = value
+    reference = st.get("stage_val")
+    if reference is None:
+        st["stage_val"] = value
+        return None
+    if value > reference + OVERFIT_TOLERANCE * abs(reference):
+        return f"validation loss rose from {reference:.4g} to {value:.4g} in this stage (overfitting); "
+    return None
 
 
 def _planning_limit(budget: Budget) -> int | None:
@@ -197,6 +225,8 @@ def _plan_next(st: State, config: TunerConfig, budget: Budget) -> tuple[Action, 
             tau = _largest_tau(room, n, budget, config.tau_ratio)
     st["stage"], st["tau"] = k, tau
     st["ref_loss"] = divergence.reference_level(st["recent_losses"])
+    st["stage_val"] = st.get("last_val")
+    st["stage_val_at_snapshot"] = st["stage_val"] is not None
     if n == 0 and st["best_lr"] is not None:
         _set_segment(st, "exploit", step, step + tau, st["best_lr"])
         return "snapshot", f"stage {k}: exploit lr={st['best_lr']:.3g} for {tau} steps (no search)"
@@ -262,10 +292,12 @@ def _lr_at(seg: dict[str, float], step: int) -> float:
 
 
 def _eval_steps(st: State, config: TunerConfig) -> list[int]:
-    """Steps after which the client measures validation loss (search tries, val objective)."""
-    if config.objective != "val" or st["phase"] != "search":
+    """Steps after which the client measures validation loss (val objective: tries, exploits)."""
+    if config.objective != "val" or st["phase"] not in ("search", "exploit"):
         return []
     seg = st["segment"]
+    if st["phase"] == "exploit":  # one point per window: enough to see the stage overfit
+        return [min(seg["end"], st["next_step"] + config.window_max) - 1]
     spacing = max(1, (seg["end"] - seg["start"]) // EVALS_PER_TRY)
     first = st["next_step"]
     last = min(seg["end"], first + config.window_max)

@@ -153,3 +153,13 @@ def test_client_errors_at_construction_raise() -> None:
         Tuner("j", transport=ScriptedTransport(PLAN, fail=conflict))
     with pytest.raises(ValueError, match="lr_min"):
         Tuner("j", transport=ScriptedTransport(PLAN), lr_min=1.0, lr_max=0.1)
+
+
+def test_a_val_fn_makes_validation_loss_the_objective_unless_told_otherwise() -> None:
+    tuner = Tuner("j", transport=ScriptedTransport(PLAN), val_fn=lambda: 1.0, retry_deadline_s=0)
+    assert tuner.config.objective == "val"
+    explicit = Tuner(
+        "k", transport=ScriptedTransport(PLAN), val_fn=lambda: 1.0, objective="train", retry_deadline_s=0
+    )
+    assert explicit.config.objective == "train"
+    assert Tuner("m", transport=ScriptedTransport(PLAN), retry_deadline_s=0).config.objective == "train"

@@ -68,6 +68,8 @@ class Tuner:
         **config: Any,
     ) -> None:
         self.job = job
+        if val_fn is not None:  # a validation function is there to be used: score LRs on it
+            config.setdefault("objective", "val")
         self.config = make_config(lr_min, lr_max, total_steps, config)
         self._create = JobCreate(name=job, config=self.config)
         self.retry_deadline_s = retry_deadline_s

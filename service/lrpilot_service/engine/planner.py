@@ -23,16 +23,12 @@ from lrpilot_service.engine.stage import (
     void_try,
 )
 from lrpilot_service.engine.state import State, copy_state, current_decision, new_state
+from lrpilot_service.engine.validation import eval_steps, overfitting
 
 #: Divergence in exploitation or anneal: restore the stage snapshot and divide the LR by this.
 BACKOFF = 4.0
-#: Val objective: an exploit window whose validation loss is this much above the stage's start
-#: is overfitting, and is treated like a divergence (rewind, quarter LR).
-OVERFIT_TOLERANCE = 0.03
 #: The fewest tries a first stage is cut to when the budget is small.
 MIN_FIRST_TRIES = 3
-#: Validation points per search try when the objective is validation loss.
-EVALS_PER_TRY = 8
 
 
 class ReportRejected(ValueError):
@@ -130,11 +126,11 @@ def _absorb(
 
     if stop is not None and phase in ("exploit", "anneal"):
         return (*_back_off(st, config, budget, f"loss {losses[stop]:.4g} diverged in {phase}; "), None)
-    overfit = _overfitting(st, report) if phase == "exploit" and config.objective == "val" else None
+    overfit = overfitting(st, report) if phase == "exploit" and config.objective == "val" else None
     if overfit is not None:
         return (*_back_off(st, config, budget, overfit), None)
     if step < end:
-        return ("evaluate" if _eval_steps(st, config) else "continue"), f"{phase} continues", None
+        return ("evaluate" if eval_steps(st, config) else "continue"), f"{phase} continues", None
     action, reason = _plan_next(st, config, budget)
     return action, f"{phase} done; {reason}", None
 
@@ -174,27 +170,6 @@ def _back_off(st: State, config: TunerConfig, budget: Budget, why: str) -> tuple
         return rewind, why + f"{rewind} and anneal from lr={lr:.3g}"
     _set_segment(st, "exploit", step, end, lr)
     return rewind, why + f"{rewind} and exploit at lr={lr:.3g}"
-
-
-def _overfitting(st: State, report: WindowReport) -> str | None:
-    """Val objective: has this stage made the validation loss worse than at its snapshot?
-
-    Small data overfits: a large LR drives the training loss down and the validation loss up, and
-    the tries are too short to see it. The check compares each exploit window's last validation
-    loss with the stage's reference (at the snapshot, else the stage's first measurement).
-    """
-    finite = {s: v for s, v in (report.val_losses or {}).items() if math.isfinite(v)}
-    if not finite:
-        return None
-    value = finite[max(finite)]
-    st["last_val"] = value
-    reference = st.get("stage_val")
-    if reference is None:
-        st["stage_val"] = value
-        return None
-    if value > reference + OVERFIT_TOLERANCE * abs(reference):
-        return f"validation loss rose from {reference:.4g} to {value:.4g} in this stage (overfitting); "
-    return None
 
 
 def _planning_limit(budget: Budget) -> int | None:
@@ -291,19 +266,6 @@ def _lr_at(seg: dict[str, float], step: int) -> float:
     return seg["lr"] + (seg["lr_end"] - seg["lr"]) * (step - seg["start"]) / span
 
 
-def _eval_steps(st: State, config: TunerConfig) -> list[int]:
-    """Steps after which the client measures validation loss (val objective: tries, exploits)."""
-    if config.objective != "val" or st["phase"] not in ("search", "exploit"):
-        return []
-    seg = st["segment"]
-    if st["phase"] == "exploit":  # one point per window: enough to see the stage overfit
-        return [min(seg["end"], st["next_step"] + config.window_max) - 1]
-    spacing = max(1, (seg["end"] - seg["start"]) // EVALS_PER_TRY)
-    first = st["next_step"]
-    last = min(seg["end"], first + config.window_max)
-    return [s for s in range(seg["start"] + spacing - 1, seg["end"], spacing) if first <= s < last]
-
-
 def _note_grads(st: State, grad_norms: list[float] | None) -> None:
     finite = [g for g in grad_norms or [] if math.isfinite(g)]
     summary = st["grad_norms"]
@@ -327,7 +289,7 @@ def _emit(
     steps = 0 if phase == "done" else min(seg["end"] - step, config.window_max)
     search = st["search"]
     guarded = phase in ("search", "exploit", "anneal")
-    eval_at = _eval_steps(st, config)
+    eval_at = eval_steps(st, config)
     if action == "continue" and eval_at:
         action = "evaluate"
     decision = Decision(

@@ -155,7 +155,7 @@ def _back_off(st: State, config: TunerConfig, budget: Budget, why: str) -> tuple
     lr = max(config.lr_min, _lr_at(seg, step) / BACKOFF)
     st["best_lr"] = max(config.lr_min, (st["best_lr"] or lr) / BACKOFF)
     rewind: Action = "restore" if st["stage"] >= 0 else "continue"
-    if rewind == "restore" and not st.get("stage_val_at_snapshot", False):
+    if rewind == "restore" and not st["stage_val_at_snapshot"]:
         st["stage_val"] = None  # the model goes back to the snapshot: re-measure its level
     limit = _planning_limit(budget)
     if st["phase"] == "anneal":
@@ -200,7 +200,7 @@ def _plan_next(st: State, config: TunerConfig, budget: Budget) -> tuple[Action, 
             tau = _largest_tau(room, n, budget, config.tau_ratio)
     st["stage"], st["tau"] = k, tau
     st["ref_loss"] = divergence.reference_level(st["recent_losses"])
-    st["stage_val"] = st.get("last_val")
+    st["stage_val"] = st["last_val"]
     st["stage_val_at_snapshot"] = st["stage_val"] is not None
     if n == 0 and st["best_lr"] is not None:
         _set_segment(st, "exploit", step, step + tau, st["best_lr"])

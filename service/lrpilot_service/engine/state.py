@@ -38,6 +38,9 @@ def new_state(tau: int) -> State:
         "search": None,
         "stages": [],
         "grad_norms": {"count": 0, "mean": 0.0, "max": 0.0},
+        "last_val": None,
+        "stage_val": None,
+        "stage_val_at_snapshot": False,
     }
 
 

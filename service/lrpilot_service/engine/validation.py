@@ -43,7 +43,7 @@ def overfitting(st: State, report: WindowReport) -> str | None:
         return None
     value = finite[max(finite)]
     st["last_val"] = value
-    reference = st.get("stage_val")
+    reference = st["stage_val"]
     if reference is None:
         st["stage_val"] = value
         return None

@@ -11,6 +11,7 @@ import os
 import socket
 import threading
 import time
+import traceback
 from collections.abc import Iterator
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -29,19 +30,27 @@ WINDOWS = 4
 CLIENTS = 6
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def _free_ports(count: int) -> list[int]:
+    """Distinct free ports: every socket stays bound until all are chosen, so none repeats."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def _serve(database_url: str, port: int) -> None:
     """A forked child's life: serve until SIGTERM, then leave without running the parent's finalizers."""
+    # os._exit, not return: e.g. the parent's pooled PostgreSQL sockets must not be closed from here.
     try:
         run(host="127.0.0.1", port=port, database_url=database_url, workers=1, log_level="warning")
-    finally:
-        os._exit(0)  # e.g. the parent's pooled PostgreSQL sockets must not be closed from here
+    except BaseException:
+        traceback.print_exc()  # a failed start must say why, and exit non-zero
+        os._exit(1)
+    os._exit(0)
 
 
 def _start(database_url: str, port: int) -> BaseProcess:
@@ -73,7 +82,7 @@ def _wait_healthy(url: str, process: BaseProcess, timeout: float = 60.0) -> None
 @pytest.fixture
 def servers(database_url: str) -> Iterator[list[str]]:
     """Two service processes on the same (not yet migrated) database: they also race to migrate."""
-    ports = [_free_port(), _free_port()]
+    ports = _free_ports(2)
     processes = [_start(database_url, port) for port in ports]
     urls = [f"http://127.0.0.1:{port}" for port in ports]
     try:

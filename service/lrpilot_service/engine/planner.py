@@ -210,7 +210,7 @@ def _plan_next(st: State, config: TunerConfig, budget: Budget) -> tuple[Action, 
     else:
         low, high = refine_range(config, st["best_lr"])
     try_steps = budget.try_steps(tau, config.tau_ratio)
-    begin_search(st, config, low, high, n, tau, try_steps)
+    begin_search(st, low, high, n, tau, try_steps)
     reason = next_try(st, config, step)
     _set_segment(st, "search", step, step + try_steps, st["search"]["try"]["lr"])
     return (

@@ -20,9 +20,7 @@ from lrpilot_service.engine.state import State
 SEED_STRIDE = 1_000
 
 
-def begin_search(
-    state: State, config: TunerConfig, low: float, high: float, n: int, tau: int, try_steps: int
-) -> None:
+def begin_search(state: State, low: float, high: float, n: int, tau: int, try_steps: int) -> None:
     """Open a stage's search over [low, high] (log scale) with ``n`` tries of ``try_steps``."""
     state["search"] = {
         "low": low,

@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # torch is pinned and installed first, so pip never resolves a newer (CUDA) build.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q torch==2.13.0 'setuptools>=70.1'
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 

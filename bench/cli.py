@@ -42,13 +42,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def overhead(measure: bool, workloads: list[str]) -> dict[str, Any] | None:
+def overhead(now: bool, workloads: list[str]) -> dict[str, Any] | None:
     """Service speed figures: measured now (a real `lrpilot serve`) or the last cached ones."""
-    if measure:
+    if now:
         try:
-            from bench.overhead import measure_overhead, measure_step_times
+            from bench.overhead import measure, measure_step_times
 
-            figures = measure_overhead()
+            figures = measure()
             figures["step_times"] = measure_step_times(workloads)
             OVERHEAD.parent.mkdir(parents=True, exist_ok=True)
             OVERHEAD.write_text(json.dumps(figures, indent=1))

@@ -29,7 +29,7 @@ from bench.workloads import Workload
 
 LR_FREE = ("schedulefree", "prodigy")
 TUNERS = ("lrpilot", "lrpilot-val", "autolrs")
-# The released AutoLRS, expressed as lrpilot configuration (client/lrpilot/protocol.py TunerConfig).
+# The released AutoLRS, expressed as lrpilot configuration (lrpilot.protocol.TunerConfig).
 AUTOLRS_CONFIG: dict[str, Any] = {
     "candidates": 10,
     "tau_ratio": 0.1,
@@ -132,11 +132,11 @@ class TunerDriver(Driver):
         val_fn: Callable[[], float] | None = None,
     ) -> None:
         super().__init__(optimizer, spec)
-        from lrpilot import InProcessTransport, Tuner
+        from lrpilot import Tuner, embedded_transport
 
         # embedded mode, explicitly: never a service someone left running at $LRPILOT_URL
         self._tmp = tempfile.TemporaryDirectory(prefix="lrpilot-bench-")
-        transport = InProcessTransport(database_url=f"sqlite:///{self._tmp.name}/lrpilot.db")
+        transport = embedded_transport(f"sqlite:///{self._tmp.name}/lrpilot.db")
         extra: dict[str, Any] = dict(TUNER_CONFIGS[spec.method])
         if extra.get("objective") == "val":
             extra["val_fn"] = val_fn

@@ -2,7 +2,7 @@
 
 Each schedule is a pure function ``lr(step, total, peak)`` for steps 0..total-1, so the shapes are
 testable without training and every baseline applies its LR the same way (set before each step).
-Formulas follow shared/REFERENCES.md; OneCycle follows PyTorch's OneCycleLR (cosine phases,
+Formulas follow docs/references.md; OneCycle follows PyTorch's OneCycleLR (cosine phases,
 pct_start 0.3, div 25, final div 1e4) without its momentum cycling, so only the LR differs.
 """
 

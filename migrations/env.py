@@ -8,12 +8,10 @@ with ``alembic -c migrations/alembic.ini``, which connects to ``sqlalchemy.url``
 
 from __future__ import annotations
 
-import os
-
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from lrpilot_service.store.db import create_db_engine
+from lrpilot_service.store.db import create_db_engine, resolve_database_url
 from lrpilot_service.store.models import Base
 
 config = context.config
@@ -21,9 +19,7 @@ target_metadata = Base.metadata
 
 
 def _database_url() -> str:
-    return config.get_main_option("sqlalchemy.url") or os.environ.get(
-        "LRPILOT_DATABASE_URL", "sqlite:///lrpilot.db"
-    )
+    return resolve_database_url(config.get_main_option("sqlalchemy.url"))
 
 
 def _run(connection: Connection) -> None:

@@ -1,5 +1,10 @@
 """Typed errors of the client, so callers branch on the class and never on an HTTP status.
 
+Each class carries the HTTP status it travels as (``status``), so the REST client decodes a
+response with :func:`error_from_status` and the service encodes its own failures with the same
+classes (``lrpilot_service.errors`` maps every store and engine error to one of these): a status
+is defined in exactly one place.
+
 Two families matter to the tuner: :class:`ServiceUnavailableError` is transient (connection
 refused, timeout, 5xx: retry, then fall back) and every other :class:`LrpilotError` is the
 service saying the request itself is wrong (retrying would give the same answer).
@@ -11,31 +16,56 @@ from __future__ import annotations
 class LrpilotError(Exception):
     """Base of every error the client raises on purpose; ``detail`` is the service's message."""
 
+    status: int = 400
+
     def __init__(self, detail: str, *, status: int | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
-        self.status = status
+        if status is not None:
+            self.status = status  # an instance may refine its class's status (a 502 is still a 5xx)
 
 
 class ServiceUnavailableError(LrpilotError):
-    """The service could not be reached or failed (5xx) after the transport's own retries."""
+    """The service could not be reached or failed (5xx); transient, worth retrying."""
+
+    status = 503
 
 
 class JobNotFoundError(LrpilotError):
     """No job with that name for this tenant (404)."""
 
+    status = 404
+
 
 class JobConflictError(LrpilotError):
     """A job with that name exists with a different configuration (409)."""
+
+    status = 409
 
 
 class WindowConflictError(LrpilotError):
     """The report is for a window the service does not await (409); it names the one it does."""
 
-    def __init__(self, detail: str, *, expected_window: int | None, status: int | None = 409) -> None:
+    status = 409
+
+    def __init__(self, detail: str, *, expected_window: int | None, status: int | None = None) -> None:
         super().__init__(detail, status=status)
         self.expected_window = expected_window
 
 
 class ReportRejectedError(LrpilotError):
     """The request was well-formed JSON but cannot be accepted as is (422): fix the caller."""
+
+    status = 422
+
+
+def error_from_status(status: int, detail: str, expected_window: int | None = None) -> LrpilotError:
+    """The typed error for an HTTP error status (the inverse of each class's ``status``)."""
+    if status >= 500:
+        return ServiceUnavailableError(detail, status=status)
+    if status == 409 and expected_window is not None:
+        return WindowConflictError(detail, expected_window=expected_window, status=status)
+    for kind in (JobNotFoundError, JobConflictError, ReportRejectedError):
+        if kind.status == status:
+            return kind(detail, status=status)
+    return LrpilotError(detail, status=status)

@@ -1,7 +1,8 @@
 """Living without the service: retry until a deadline, knock again later, replay what was missed.
 
-The rules, in order: a boundary retries transient failures for ``retry_deadline_s`` (a restart
-of the service fits in that), then the tuner trains on alone and knocks again at growing step
+The rules, in order: a boundary retries transient failures for ``retry_deadline_s`` under the
+one policy of :mod:`lrpilot.retry` (a restart of the service fits in that), then the tuner
+trains on alone and knocks again at growing step
 intervals (never per step, and not more often than ``min_interval_s``), and when the service
 answers the buffered steps are replayed as the windows an online client would have posted.
 """
@@ -9,18 +10,13 @@ answers the buffered steps are replayed as the windows an online client would ha
 from __future__ import annotations
 
 import math
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
 
-from lrpilot.errors import ServiceUnavailableError
 from lrpilot.protocol import Decision, JobCreate
 from lrpilot.transport import Transport
 from lrpilot.window import StepBuffer, next_chunk
-
-_T = TypeVar("_T")
 
 
 @dataclass
@@ -60,20 +56,6 @@ class RetryClock:
 
     def stop(self) -> None:
         self.due_step = math.inf
-
-
-def with_deadline(call: Callable[[], _T], deadline_s: float, rng: random.Random) -> _T:
-    """Retry transient failures with jittered exponential backoff (capped at 2 s) until the deadline."""
-    deadline = time.monotonic() + deadline_s
-    delay = 0.05
-    while True:
-        try:
-            return call()
-        except ServiceUnavailableError:
-            if time.monotonic() + delay > deadline:
-                raise
-            time.sleep(delay * (0.5 + rng.random()))
-            delay = min(delay * 2, 2.0)
 
 
 class ReplayImpossible(Exception):

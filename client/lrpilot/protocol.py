@@ -20,7 +20,12 @@ Phase = Literal["warmup", "search", "exploit", "anneal", "done"]
 JobStatus = Literal["running", "done", "deleted"]
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@/-]*$"
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NAME_PATTERN)]
+"""Job and tenant names: what the path, the header and the database column all accept."""
+NAME_MAX_LENGTH = 200
+Name = Annotated[str, StringConstraints(min_length=1, max_length=NAME_MAX_LENGTH, pattern=NAME_PATTERN)]
+TENANT_HEADER = "X-Lrpilot-Tenant"
+"""The request header naming the caller's tenant (the namespace of job names)."""
+DEFAULT_TENANT = "default"
 PositiveFinite = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 

@@ -1,8 +1,19 @@
-"""A scripted in-memory transport, for testing training loops without a service.
+"""Test doubles for training loops that use lrpilot: no service, no database, no engine.
 
-It plays a fixed plan of windows with the service's contract (contiguous start steps, at most the
-planned number of losses, idempotent retries, 409 for an unexpected window), counts every call,
-and can be told to fail or stall, which is how the tuner's resilience is tested.
+Like ``httpx.MockTransport``, :class:`ScriptedTransport` stands in for the real transport and
+keeps the real contract: it plays a fixed plan of windows (contiguous start steps, at most the
+planned number of losses, idempotent retries, 409 for an unexpected window), records every call
+and report, and can be told to fail or stall. Use it to test that a training loop applies the
+tuner's LRs, snapshots and restores, and survives an outage::
+
+    from lrpilot import Tuner
+    from lrpilot.testing import ScriptedTransport, Window, outage
+
+    transport = ScriptedTransport([Window(10, 0.1, action="snapshot"), Window(10, 0.3, action="restore")])
+    tuner = Tuner("test-job", transport=transport, model=model, optimizer=optimizer)
+    ...  # run the loop; then inspect transport.reports, transport.calls
+
+:func:`make_decision` builds a single :class:`~lrpilot.protocol.Decision` with neutral defaults.
 """
 
 from __future__ import annotations
@@ -11,6 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from lrpilot.errors import ReportRejectedError, ServiceUnavailableError, WindowConflictError
 from lrpilot.protocol import (
@@ -24,6 +36,17 @@ from lrpilot.protocol import (
     TunerConfig,
     WindowReport,
 )
+
+
+def make_decision(**fields: Any) -> Decision:
+    """A Decision with neutral defaults (window 0, step 0, one step at LR 0.1, exploit), then ``fields``."""
+    values: dict[str, Any] = {
+        "window": 0, "start_step": 0, "steps": 1, "lr": 0.1, "action": "continue", "phase": "exploit",
+        "stage": 0, "reason": "",
+    }  # fmt: skip
+    values.update(fields)
+    values.setdefault("lr_end", values["lr"])
+    return Decision(**values)
 
 
 @dataclass(frozen=True)
@@ -111,12 +134,12 @@ class ScriptedTransport:
     def _decision(self, index: int, start: int) -> Decision:
         if index >= len(self.plan):
             last = self.plan[-1].lr if self.plan else 0.1
-            return Decision(
-                job="job", window=index, start_step=start, steps=0, lr=last, lr_end=last,
-                action="done", phase="done", stage=-1, reason="plan finished",
+            return make_decision(
+                job="job", window=index, start_step=start, steps=0, lr=last, action="done", phase="done",
+                stage=-1, reason="plan finished",
             )  # fmt: skip
         w = self.plan[index]
-        return Decision(
+        return make_decision(
             job="job", window=index, start_step=start, steps=w.steps, lr=w.lr,
             lr_end=w.lr if w.lr_end is None else w.lr_end, action=w.action, phase=w.phase,
             stage=w.stage, reason=f"window {index}", max_loss=w.max_loss,

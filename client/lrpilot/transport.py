@@ -4,35 +4,40 @@ Both transports speak the wire models of :mod:`lrpilot.protocol` and raise the t
 :mod:`lrpilot.errors`, so the tuner has one code path whether a service runs or not. Every call
 is idempotent on the service side (re-attach by name, stored decision per window), which is what
 makes blind retries after a timeout safe.
+
+The embedded transport is the service itself (``lrpilot_service.embedded``), called without
+HTTP. The client library never imports the service except in :func:`embedded_transport`, the one
+place where a client-only install (``pip install lrpilot``) learns that it needs
+``pip install lrpilot[server]`` or a service URL.
 """
 
 from __future__ import annotations
 
 import importlib
-import json
 import os
-import random
-import time
-from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel
 
-from lrpilot.errors import (
-    JobConflictError,
-    JobNotFoundError,
-    LrpilotError,
-    ReportRejectedError,
-    ServiceUnavailableError,
-    WindowConflictError,
+from lrpilot.errors import LrpilotError, ServiceUnavailableError, error_from_status
+from lrpilot.protocol import (
+    DEFAULT_TENANT,
+    TENANT_HEADER,
+    Decision,
+    JobCreate,
+    JobView,
+    Schedule,
+    WindowReport,
 )
-from lrpilot.protocol import Decision, JobCreate, JobView, Schedule, WindowReport
+from lrpilot.retry import RetryPolicy
 
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=2.0)
-DEFAULT_DATABASE_URL = "sqlite:///lrpilot.db"
-TENANT_HEADER = "X-Lrpilot-Tenant"
+#: Standalone calls (the CLI) ride out a service restart of a few seconds; the tuner passes
+#: ``NO_RETRY`` because its own deadline loop retries the whole boundary.
+DEFAULT_RETRY = RetryPolicy(deadline_s=5.0, first_wait_s=0.2)
+EMBEDDED_MODULE = "lrpilot_service.embedded"
 
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -47,34 +52,38 @@ class Transport(Protocol):
 
 
 class AdminTransport(Transport, Protocol):
-    """What the CLI needs on top: reading jobs back."""
+    """What the CLI needs on top: reading jobs back and deleting them."""
 
     def list_jobs(self) -> list[JobView]: ...
     def get_job(self, name: str) -> JobView: ...
+    def delete_job(self, name: str) -> None: ...
+
+
+def is_transient(error: BaseException) -> bool:
+    """What a retry can cure: the service away or failing, never its considered 4xx answer."""
+    return isinstance(error, ServiceUnavailableError)
 
 
 class HttpTransport:
-    """The REST client: explicit timeouts, retries with jittered backoff on transient failures only.
+    """The REST client: explicit timeouts, typed errors, retries by one policy on transient failures.
 
     A 4xx is the service's considered answer and is raised at once as a typed error; a connection
-    error, a timeout or a 5xx may be a restart in progress and is retried ``retries`` times.
+    error, a timeout or a 5xx may be a restart in progress and becomes a
+    :class:`ServiceUnavailableError`, retried under ``retry``.
     """
 
     def __init__(
         self,
         url: str,
-        tenant: str = "default",
+        tenant: str = DEFAULT_TENANT,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
-        retries: int = 2,
-        backoff: float = 0.2,
+        retry: RetryPolicy = DEFAULT_RETRY,
         *,
         client: httpx.Client | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.tenant = tenant
-        self.retries = retries
-        self.backoff = backoff
-        self._random = random.Random()
+        self.retry = retry
         self._client = client or httpx.Client(
             base_url=self.url, timeout=timeout, headers={"User-Agent": "lrpilot"}
         )
@@ -92,8 +101,7 @@ class HttpTransport:
         return self._call("GET", f"/v1/jobs/{_q(name)}", JobView)
 
     def list_jobs(self) -> list[JobView]:
-        response = self._send("GET", "/v1/jobs", None)
-        payload: Any = response.json()
+        payload: Any = self._send("GET", "/v1/jobs", None).json()
         items: Any = payload.get("jobs", payload.get("items", [])) if isinstance(payload, dict) else payload
         return [JobView.model_validate(item) for item in items]
 
@@ -107,28 +115,21 @@ class HttpTransport:
         return model.model_validate_json(self._send(method, path, body).content)
 
     def _send(self, method: str, path: str, body: BaseModel | None) -> httpx.Response:
+        return self.retry.call(lambda: self._send_once(method, path, body), is_transient)
+
+    def _send_once(self, method: str, path: str, body: BaseModel | None) -> httpx.Response:
         # model_dump_json, never json.dumps: NaN losses must travel as "NaN", which stays valid JSON.
         content = body.model_dump_json() if body is not None else None
         headers = {TENANT_HEADER: self.tenant}
         if body is not None:
             headers["content-type"] = "application/json"
-        failure = "no attempt made"
-        for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1) * (0.5 + self._random.random()))
-            try:
-                response = self._client.request(method, path, content=content, headers=headers)
-            except httpx.TransportError as exc:
-                failure = f"{type(exc).__name__}: {exc}"
-                continue
-            if response.status_code >= 500:
-                failure = f"HTTP {response.status_code}: {response.text[:200]}"
-                continue
-            if response.status_code >= 400:
-                raise _http_error(response)
-            return response
-        tries = self.retries + 1
-        raise ServiceUnavailableError(f"{method} {self.url}{path} failed after {tries} tries ({failure})")
+        try:
+            response = self._client.request(method, path, content=content, headers=headers)
+        except httpx.TransportError as exc:
+            raise ServiceUnavailableError(f"{method} {self.url}{path}: {type(exc).__name__}: {exc}") from exc
+        if response.status_code >= 400:
+            raise _http_error(response)
+        return response
 
 
 def _q(name: str) -> str:
@@ -136,99 +137,48 @@ def _q(name: str) -> str:
 
 
 def _http_error(response: httpx.Response) -> LrpilotError:
-    """Map a 4xx to its typed error, keeping the server's ``detail`` word for word."""
+    """Map an error response to its typed error, keeping the server's ``detail`` word for word."""
     expected: int | None = None
     try:
         payload: Any = response.json()
     except ValueError:
         payload = None
-    if isinstance(payload, dict):
-        raw = payload.get("detail", response.text)
-        detail = raw if isinstance(raw, str) else json.dumps(raw)
-        expected = payload.get("expected_window")
+    if isinstance(payload, dict) and isinstance(payload.get("detail"), str):
+        detail: str = payload["detail"]
+        raw_expected = payload.get("expected_window")
+        expected = raw_expected if isinstance(raw_expected, int) else None
     else:
-        detail = response.text or response.reason_phrase
-    status = response.status_code
-    if status == 404:
-        return JobNotFoundError(detail, status=status)
-    if status == 409 and expected is not None:
-        return WindowConflictError(detail, expected_window=int(expected), status=status)
-    if status == 409:
-        return JobConflictError(detail, status=status)
-    if status == 422:
-        return ReportRejectedError(detail, status=status)
-    return LrpilotError(detail, status=status)
+        detail = response.text[:200] or response.reason_phrase
+    if response.status_code >= 500:
+        detail = f"HTTP {response.status_code} from {response.request.url}: {detail}"
+    return error_from_status(response.status_code, detail, expected)
 
 
-class InProcessTransport:
-    """The embedded mode: the service's repository called directly, on a local database.
+def embedded_transport(database_url: str | None = None, tenant: str = DEFAULT_TENANT) -> AdminTransport:
+    """The service in this process (embedded mode, SQLite by default): the client's one door into it.
 
-    Same models, same errors as over HTTP, so a script moves from laptop to cluster by setting
-    ``LRPILOT_URL`` and nothing else.
+    ``database_url`` defaults to ``$LRPILOT_DATABASE_URL``, else the service's default SQLite file.
+    Raises ImportError with what to install when only the client is installed.
     """
-
-    def __init__(self, database_url: str | None = None, tenant: str = "default") -> None:
-        try:
-            store: Any = importlib.import_module("lrpilot_service.store")
-        except ImportError as exc:  # the client alone ships without the engine
-            raise ImportError(
-                "the embedded mode needs the lrpilot service: pip install 'lrpilot[server]' "
-                "(or set LRPILOT_URL to a running lrpilot service)"
-            ) from exc
-        self.database_url = database_url or os.environ.get("LRPILOT_DATABASE_URL") or DEFAULT_DATABASE_URL
-        self.tenant = tenant
-        self._store = store
-        self._repo: Any = store.open_repository(self.database_url)
-
-    # model_validate returns an instance of the same class untouched: it only pins the type.
-    def create_or_attach(self, body: JobCreate) -> JobView:
-        return JobView.model_validate(self._guard(lambda: self._repo.create_or_attach(self.tenant, body)))
-
-    def report_window(self, name: str, window: int, report: WindowReport) -> Decision:
-        decided = self._guard(lambda: self._repo.report_window(self.tenant, name, window, report))
-        return Decision.model_validate(decided)
-
-    def schedule(self, name: str) -> Schedule:
-        return Schedule.model_validate(self._guard(lambda: self._repo.schedule(self.tenant, name)))
-
-    def get_job(self, name: str) -> JobView:
-        return JobView.model_validate(self._guard(lambda: self._repo.get_job(self.tenant, name)))
-
-    def list_jobs(self) -> list[JobView]:
-        return [JobView.model_validate(job) for job in self._guard(lambda: self._repo.list_jobs(self.tenant))]
-
-    def delete_job(self, name: str) -> None:
-        self._guard(lambda: self._repo.delete_job(self.tenant, name))
-
-    def close(self) -> None:
-        dispose = getattr(self._repo, "close", None)
-        if callable(dispose):
-            dispose()
-
-    def _guard(self, call: Callable[[], Any]) -> Any:
-        """Translate the store's errors into the client's, exactly as the HTTP layer would."""
-        store = self._store
-        try:
-            return call()
-        except store.JobNotFound as exc:
-            raise JobNotFoundError(str(exc), status=404) from exc
-        except store.WindowConflict as exc:
-            raise WindowConflictError(str(exc), expected_window=exc.expected_window) from exc
-        except store.JobConflict as exc:
-            raise JobConflictError(str(exc), status=409) from exc
-        except store.StoreError as exc:  # any other refusal the store may add later
-            raise LrpilotError(str(exc), status=400) from exc
-        except ValueError as exc:  # the engine's ReportRejected is a ValueError
-            raise ReportRejectedError(str(exc), status=422) from exc
-        except Exception as exc:
-            if type(exc).__module__.startswith("sqlalchemy"):  # locked or lost database: transient
-                raise ServiceUnavailableError(f"database error: {exc}") from exc
-            raise
+    try:
+        embedded: Any = importlib.import_module(EMBEDDED_MODULE)
+    except ImportError as exc:
+        raise ImportError(
+            "embedded mode needs `pip install lrpilot[server]`, or set LRPILOT_URL "
+            f"to a running lrpilot service ({exc})"
+        ) from exc
+    transport: AdminTransport = embedded.EmbeddedTransport(database_url, tenant=tenant)
+    return transport
 
 
-def make_transport(url: str | None = None, tenant: str = "default") -> HttpTransport | InProcessTransport:
-    """``url`` if given, else ``$LRPILOT_URL``, else the embedded mode on ``$LRPILOT_DATABASE_URL``."""
+def make_transport(
+    url: str | None = None, tenant: str = DEFAULT_TENANT, *, retry: RetryPolicy = DEFAULT_RETRY
+) -> Transport:
+    """``url`` if given, else ``$LRPILOT_URL``, else the embedded mode on ``$LRPILOT_DATABASE_URL``.
+
+    ``retry`` applies to the HTTP transport; the embedded one has no network to retry.
+    """
     url = url or os.environ.get("LRPILOT_URL")
     if url:
-        return HttpTransport(url, tenant=tenant)
-    return InProcessTransport(tenant=tenant)
+        return HttpTransport(url, tenant=tenant, retry=retry)
+    return embedded_transport(tenant=tenant)

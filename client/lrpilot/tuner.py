@@ -13,24 +13,18 @@ from __future__ import annotations
 import logging
 import math
 import os
-import random
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, SupportsFloat, TypeVar
 
 from lrpilot.config import make_config, starting_lr
 from lrpilot.errors import LrpilotError, ServiceUnavailableError, WindowConflictError
-from lrpilot.fallback import (
-    FallbackPolicy,
-    ReplayImpossible,
-    RetryClock,
-    placeholder_decision,
-    replay,
-    with_deadline,
-)
-from lrpilot.protocol import Decision, JobCreate, Schedule
+from lrpilot.fallback import FallbackPolicy, ReplayImpossible, RetryClock, placeholder_decision, replay
+from lrpilot.optim import apply_lr
+from lrpilot.protocol import DEFAULT_TENANT, Decision, JobCreate, Schedule
+from lrpilot.retry import NO_RETRY, RetryPolicy
 from lrpilot.torch_state import SnapshotStore, Stateful, make_snapshots
-from lrpilot.transport import Transport, make_transport
+from lrpilot.transport import Transport, is_transient, make_transport
 from lrpilot.window import StepBuffer, guard_limits
 
 log = logging.getLogger("lrpilot")
@@ -46,8 +40,35 @@ def _scalar(value: Any) -> float:
     return float(detach() if detach is not None else value)
 
 
-class Tuner:
-    """Online LR tuning for one job; see DESIGN.md section 4 for the pinned API."""
+class DecisionFollower:
+    """What every rank's tuner shows: the decision being followed, the LR it set, the steps consumed.
+
+    Shared by :class:`Tuner` and ``lrpilot.integrations.ddp.DistributedTuner`` (whose followers
+    hold no Tuner, only what rank 0 broadcast), so both read the same way.
+    """
+
+    _decision: Decision
+    _lr: float
+    _step: int
+
+    @property
+    def lr(self) -> float:
+        """The LR for the next step (the one the optimizer has now)."""
+        return self._lr
+
+    @property
+    def decision(self) -> Decision:
+        """The decision being followed; callers without model/optimizer act on it themselves."""
+        return self._decision
+
+    @property
+    def step(self) -> int:
+        """Consumed steps so far (search steps included): the authoritative step counter."""
+        return self._step
+
+
+class Tuner(DecisionFollower):
+    """Online LR tuning for one job; the pinned API is in the README and docs/architecture.md."""
 
     def __init__(
         self,
@@ -59,7 +80,7 @@ class Tuner:
         model: Stateful | None = None,
         optimizer: Any = None,
         *,
-        tenant: str = "default",
+        tenant: str = DEFAULT_TENANT,
         snapshot_dir: str | os.PathLike[str] | None = None,
         val_fn: Callable[[], SupportsFloat] | None = None,
         transport: Transport | None = None,
@@ -77,11 +98,13 @@ class Tuner:
         self._retry = RetryClock(self.fallback_policy)
         self._model, self._optimizer, self._val_fn = model, optimizer, val_fn
         self._snapshots = snapshots if snapshots is not None else make_snapshots(snapshot_dir, job)
-        self._random = random.Random()
         self._closed = self._done = self._in_fallback = self._step_warned = self._attached = False
         self._safe_lr = starting_lr(self.config)  # until a warmup/exploit LR is known
         self._lr = self._safe_lr
-        self._transport: Transport = transport if transport is not None else make_transport(url, tenant)
+        # The tuner's deadline loop is the only retry loop: the transport makes one attempt per call.
+        self._transport: Transport = (
+            transport if transport is not None else make_transport(url, tenant, retry=NO_RETRY)
+        )
         try:
             view = self._with_deadline(lambda: self._transport.create_or_attach(self._create))
         except ServiceUnavailableError as exc:  # train anyway; attach when the service shows up
@@ -146,21 +169,6 @@ class Tuner:
         return self._lr
 
     # -- public state ----------------------------------------------------------------------------
-
-    @property
-    def lr(self) -> float:
-        """The LR for the next step (the one the optimizer has now)."""
-        return self._lr
-
-    @property
-    def decision(self) -> Decision:
-        """The decision being followed; callers without model/optimizer act on it themselves."""
-        return self._decision
-
-    @property
-    def step(self) -> int:
-        """Consumed steps so far (search steps included): the authoritative step counter."""
-        return self._step
 
     @property
     def in_fallback(self) -> bool:
@@ -267,16 +275,10 @@ class Tuner:
 
     def _set_lr(self, lr: float) -> None:
         self._lr = lr
-        if self._optimizer is not None:
-            for group in self._optimizer.param_groups:
-                current = group["lr"]
-                if type(current) is float or not hasattr(current, "fill_"):
-                    group["lr"] = lr
-                else:  # a tensor LR (capturable optimizers): keep the tensor
-                    current.fill_(lr)
+        apply_lr(self._optimizer, lr)
 
     def _with_deadline(self, call: Callable[[], _T]) -> _T:
-        return with_deadline(call, self.retry_deadline_s, self._random)
+        return RetryPolicy(deadline_s=self.retry_deadline_s).call(call, is_transient)
 
     def _step_mismatch(self, step: int) -> int:
         if not self._attached and self._step == self._origin:

@@ -15,9 +15,10 @@ from typing import Any, SupportsFloat
 import torch
 import torch.distributed as dist
 
+from lrpilot.optim import apply_lr
 from lrpilot.protocol import Decision
 from lrpilot.torch_state import MemorySnapshots, SnapshotStore, Stateful
-from lrpilot.tuner import Tuner
+from lrpilot.tuner import DecisionFollower, Tuner
 
 
 class _Recorder:
@@ -40,7 +41,7 @@ class _Recorder:
         return self.inner.restore(stage, model, optimizer)
 
 
-class DistributedTuner:
+class DistributedTuner(DecisionFollower):
     """``next_lr`` on every rank, in lockstep; rank ``src``'s loss is the one reported.
 
     Pass the same arguments as to :class:`Tuner` on every rank (``transport``/``url`` are used on
@@ -72,7 +73,6 @@ class DistributedTuner:
         self._snapshots = MemorySnapshots()
         self._step = 0
         self._lr = 0.0
-        self._decision: Decision
         failure: BaseException | None = None
         if self.rank == src:
             self._recorder = _Recorder(tuner_kwargs.pop("snapshots", None) or MemorySnapshots())
@@ -85,18 +85,6 @@ class DistributedTuner:
         payload = self._share(failure)
         if payload[0] is not None:
             raise payload[0]
-
-    @property
-    def lr(self) -> float:
-        return self._lr
-
-    @property
-    def decision(self) -> Decision:
-        return self._decision
-
-    @property
-    def step(self) -> int:
-        return self._step
 
     def next_lr(self, step: int, loss: SupportsFloat, grad_norm: SupportsFloat | None = None) -> float:
         """Every rank calls this once per step, in the same order as the optimizer steps."""
@@ -144,6 +132,4 @@ class DistributedTuner:
 
     def _set_lr(self, lr: float) -> None:
         self._lr = lr
-        if self._optimizer is not None:
-            for group in self._optimizer.param_groups:
-                group["lr"] = lr
+        apply_lr(self._optimizer, lr)

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from lrpilot.integrations._base import framework_base
+from lrpilot.optim import apply_lr
 from lrpilot.tuner import Tuner
 
 _TrainerCallback: Any = framework_base([("transformers", "TrainerCallback")])
@@ -58,6 +59,4 @@ class LRPilotHFCallback(_TrainerCallback):  # type: ignore[misc]
 
     def _apply(self) -> None:
         """Re-assert the tuner's LR: the Trainer's own scheduler may have rewritten it."""
-        if self._optimizer is not None:
-            for group in self._optimizer.param_groups:
-                group["lr"] = self.tuner.lr
+        apply_lr(self._optimizer, self.tuner.lr)

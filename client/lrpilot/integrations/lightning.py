@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from lrpilot.integrations._base import framework_base
+from lrpilot.optim import apply_lr
 from lrpilot.tuner import Tuner
 
 _Callback: Any = framework_base([("lightning.pytorch", "Callback"), ("pytorch_lightning", "Callback")])
@@ -72,5 +73,4 @@ class LRPilotCallback(_Callback):  # type: ignore[misc]
     def _apply(self, trainer: Any) -> None:
         """Re-assert the tuner's LR on the trainer's optimizers (a configured scheduler may fight it)."""
         for optimizer in getattr(trainer, "optimizers", []) or []:
-            for group in optimizer.param_groups:
-                group["lr"] = self.tuner.lr
+            apply_lr(optimizer, self.tuner.lr)

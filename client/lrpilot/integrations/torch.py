@@ -14,6 +14,7 @@ from typing import Any, SupportsFloat
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
+from lrpilot.optim import apply_lr
 from lrpilot.tuner import Tuner
 
 
@@ -39,8 +40,7 @@ class LRPilotScheduler(LRScheduler):
         if metrics is not None:
             self.tuner.next_lr(self.tuner.step, metrics, grad_norm)
         lr = self.tuner.lr
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        apply_lr(self.optimizer, lr)
         self._last_lr = [lr for _ in self.optimizer.param_groups]
 
     def get_lr(self) -> list[float]:  # type: ignore[override]

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from lrpilot import __version__
 from lrpilot_service.api.errors import install_error_handlers
 from lrpilot_service.api.limits import BodySizeLimit
 from lrpilot_service.api.metrics import Metrics, RequestMetrics
@@ -38,7 +39,7 @@ def create_app(settings: Settings | None = None, repository: JobRepository | Non
     app = FastAPI(
         title="lrpilot",
         summary="Online learning-rate schedule tuner: one report per window of steps, one decision back.",
-        version="0.1.0",
+        version=__version__,
         lifespan=lifespan,
     )
     app.state.settings = settings

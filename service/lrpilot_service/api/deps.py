@@ -10,11 +10,9 @@ from typing import Annotated, cast
 
 from fastapi import Depends, Header, Path, Request
 
+from lrpilot.protocol import NAME_MAX_LENGTH, NAME_PATTERN, TENANT_HEADER
 from lrpilot_service.api.metrics import Metrics
 from lrpilot_service.store import JobRepository
-
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@/-]*$"
-"""The ``lrpilot.protocol.Name`` rule, repeated here because headers and paths are plain strings."""
 
 
 def get_repository(request: Request) -> JobRepository:
@@ -30,14 +28,14 @@ AppMetrics = Annotated[Metrics, Depends(get_metrics)]
 TenantName = Annotated[
     str,
     Header(
-        alias="X-Lrpilot-Tenant",
+        alias=TENANT_HEADER,
         min_length=1,
-        max_length=200,
+        max_length=NAME_MAX_LENGTH,
         pattern=NAME_PATTERN,
         description="Namespace of the job names; jobs of other tenants are invisible.",
     ),
 ]
 JobName = Annotated[
-    str, Path(min_length=1, max_length=200, pattern=NAME_PATTERN, description="The job's name.")
+    str, Path(min_length=1, max_length=NAME_MAX_LENGTH, pattern=NAME_PATTERN, description="The job's name.")
 ]
 WindowIndex = Annotated[int, Path(ge=0, description="The window whose report this is.")]

@@ -2,7 +2,8 @@
 
 FastAPI's default 422 is a list of dicts meant for machines; a training loop's log line needs a
 sentence, e.g. ``body.config: lr_min (0.1) must be smaller than lr_max (0.01)``. Store and engine
-errors map to one status each; 409 for a window conflict also carries ``expected_window``.
+errors go through the one map of ``lrpilot_service.errors`` (the embedded transport uses the same
+one); 409 for a window conflict also carries ``expected_window``.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from lrpilot.errors import WindowConflictError
 from lrpilot.protocol import ErrorBody
-from lrpilot_service.engine import ReportRejected
-from lrpilot_service.store import JobConflict, JobNotFound, WindowConflict
+from lrpilot_service.errors import SERVICE_ERRORS, client_error
 
 _HINTS = {
     "extra_forbidden": "unknown field: remove it or check its spelling",
@@ -71,27 +72,14 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return response
 
 
-async def _not_found(_: Request, exc: Exception) -> JSONResponse:
-    return error_response(404, str(exc))
-
-
-async def _job_conflict(_: Request, exc: Exception) -> JSONResponse:
-    return error_response(409, str(exc))
-
-
-async def _window_conflict(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, WindowConflict)
-    return error_response(409, str(exc), expected_window=exc.expected_window)
-
-
-async def _report_rejected(_: Request, exc: Exception) -> JSONResponse:
-    return error_response(422, f"report rejected: {exc}")
+async def _service_error(_: Request, exc: Exception) -> JSONResponse:
+    error = client_error(exc)
+    expected = error.expected_window if isinstance(error, WindowConflictError) else None
+    return error_response(error.status, error.detail, expected_window=expected)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(JobNotFound, _not_found)
-    app.add_exception_handler(JobConflict, _job_conflict)
-    app.add_exception_handler(WindowConflict, _window_conflict)
-    app.add_exception_handler(ReportRejected, _report_rejected)
+    for kind in SERVICE_ERRORS:
+        app.add_exception_handler(kind, _service_error)

@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from lrpilot_service.store.db import DEFAULT_DATABASE_URL
+
 LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
 
 
@@ -21,7 +23,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LRPILOT_", extra="ignore")
 
     database_url: str = Field(
-        "sqlite:///lrpilot.db",
+        DEFAULT_DATABASE_URL,
         description="SQLAlchemy URL; a SQLite file in the working directory unless told otherwise.",
     )
     host: str = "127.0.0.1"

@@ -9,8 +9,10 @@ steps; the state records where in the plan the job stands, so any process can co
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
-from lrpilot.protocol import Action, Decision, Forecast, TunerConfig, WindowReport
+from lrpilot.protocol import Action, Decision, Forecast, Phase, TunerConfig, WindowReport
 from lrpilot_service.engine import divergence
 from lrpilot_service.engine.budget import MIN_TRY_STEPS, Budget, refine_range, resolve
 from lrpilot_service.engine.stage import (
@@ -19,11 +21,13 @@ from lrpilot_service.engine.stage import (
     finish_try,
     next_try,
     record_try_steps,
+    running_try,
+    searching,
     tries_used,
     void_try,
 )
-from lrpilot_service.engine.state import State, copy_state, current_decision, new_state
-from lrpilot_service.engine.validation import eval_steps, overfitting
+from lrpilot_service.engine.state import Segment, State, copy_state, current_decision, new_state
+from lrpilot_service.engine.validation import eval_steps, last_validation, overfitting
 
 #: Divergence in exploitation or anneal: restore the stage snapshot and divide the LR by this.
 BACKOFF = 4.0
@@ -35,8 +39,13 @@ class ReportRejected(ValueError):
     """A report that cannot belong to the window the job awaits; the message says what to fix."""
 
 
-def advance(config: TunerConfig, state: State | None, report: WindowReport | None) -> tuple[State, Decision]:
-    """Take the awaited window's report and decide the next window. Pure and deterministic."""
+def advance(
+    config: TunerConfig, state: Mapping[str, Any] | None, report: WindowReport | None
+) -> tuple[State, Decision]:
+    """Take the awaited window's report and decide the next window. Pure and deterministic.
+
+    ``state`` is the JSON a previous call returned (as stored); it is copied, never mutated.
+    """
     budget = resolve(config)
     if state is None:
         if report is not None:
@@ -107,16 +116,17 @@ def _absorb(
         off_plan = _off_plan(awaited, report)
         if stop is None and step < end and not off_plan:
             return "continue", f"try continues at lr={awaited.lr:.3g}", None
-        started = st["search"]["try"]["start"]
+        started = running_try(st)["start"]
         forecast: Forecast | None = None
         if off_plan:
             note = void_try(st)
         else:
             forecast = finish_try(st, config, st["tau"], step - started, diverged=stop is not None)
             note = f"try at lr={forecast.lr:.3g} {_outcome(forecast)}"
-        if tries_used(st) < st["search"]["n"]:
-            reason = next_try(st, config, step)
-            _set_segment(st, "search", step, step + st["search"]["try_steps"], st["search"]["try"]["lr"])
+        search = searching(st)
+        if tries_used(st) < search["n"]:
+            opened, reason = next_try(st, config, step)
+            _set_segment(st, "search", step, step + search["try_steps"], opened["lr"])
             return "restore", f"{note}; {reason}", forecast
         lr, keep_going, reason = conclude(st, config, fallback_lr=st["best_lr"] or budget.warmup_lr)
         already = step - started if keep_going else 0
@@ -126,9 +136,10 @@ def _absorb(
 
     if stop is not None and phase in ("exploit", "anneal"):
         return (*_back_off(st, config, budget, f"loss {losses[stop]:.4g} diverged in {phase}; "), None)
-    overfit = overfitting(st, report) if phase == "exploit" and config.objective == "val" else None
-    if overfit is not None:
-        return (*_back_off(st, config, budget, overfit), None)
+    if phase == "exploit" and config.objective == "val":
+        overfit = _note_validation(st, report)
+        if overfit is not None:
+            return (*_back_off(st, config, budget, overfit), None)
     if step < end:
         return ("evaluate" if eval_steps(st, config) else "continue"), f"{phase} continues", None
     action, reason = _plan_next(st, config, budget)
@@ -202,17 +213,18 @@ def _plan_next(st: State, config: TunerConfig, budget: Budget) -> tuple[Action, 
     st["ref_loss"] = divergence.reference_level(st["recent_losses"])
     st["stage_val"] = st["last_val"]
     st["stage_val_at_snapshot"] = st["stage_val"] is not None
-    if n == 0 and st["best_lr"] is not None:
-        _set_segment(st, "exploit", step, step + tau, st["best_lr"])
-        return "snapshot", f"stage {k}: exploit lr={st['best_lr']:.3g} for {tau} steps (no search)"
-    if full:
+    best = st["best_lr"]
+    if n == 0 and best is not None:
+        _set_segment(st, "exploit", step, step + tau, best)
+        return "snapshot", f"stage {k}: exploit lr={best:.3g} for {tau} steps (no search)"
+    if full or best is None:
         low, high = config.lr_min, config.lr_max
     else:
-        low, high = refine_range(config, st["best_lr"])
+        low, high = refine_range(config, best)
     try_steps = budget.try_steps(tau, config.tau_ratio)
     begin_search(st, low, high, n, tau, try_steps)
-    reason = next_try(st, config, step)
-    _set_segment(st, "search", step, step + try_steps, st["search"]["try"]["lr"])
+    opened, reason = next_try(st, config, step)
+    _set_segment(st, "search", step, step + try_steps, opened["lr"])
     return (
         "snapshot",
         f"stage {k} (tau={tau}, {n} tries of {try_steps} steps in [{low:.3g}, {high:.3g}]): {reason}",
@@ -254,12 +266,27 @@ def _finish(st: State, config: TunerConfig, budget: Budget) -> tuple[Action, str
     return "continue", f"exploit lr={lr:.3g} for the last {total - step} steps"
 
 
-def _set_segment(st: State, phase: str, start: int, end: int, lr: float, lr_end: float | None = None) -> None:
+def _note_validation(st: State, report: WindowReport) -> str | None:
+    """Record an exploit window's validation loss; say why the stage overfits, if it does."""
+    value = last_validation(report)
+    if value is None:
+        return None
+    st["last_val"] = value
+    reference = st["stage_val"]
+    if reference is None:  # the stage's first measurement is its reference
+        st["stage_val"] = value
+        return None
+    return overfitting(reference, value)
+
+
+def _set_segment(
+    st: State, phase: Phase, start: int, end: int, lr: float, lr_end: float | None = None
+) -> None:
     st["phase"] = phase
     st["segment"] = {"start": start, "end": end, "lr": lr, "lr_end": lr if lr_end is None else lr_end}
 
 
-def _lr_at(seg: dict[str, float], step: int) -> float:
+def _lr_at(seg: Segment, step: int) -> float:
     span = seg["end"] - seg["start"]
     if span <= 0 or seg["lr_end"] == seg["lr"]:
         return seg["lr"]
@@ -299,7 +326,7 @@ def _emit(
         lr=_lr_at(seg, step),
         lr_end=_lr_at(seg, step + steps),
         action=action,
-        phase=phase,  # type: ignore[arg-type]
+        phase=phase,
         stage=st["stage"],
         candidate=len(search["xs"]) if phase == "search" and search else None,
         reason=reason,

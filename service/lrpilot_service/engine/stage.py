@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
 from lrpilot.protocol import Forecast, TunerConfig
 from lrpilot_service.engine.budget import lr_of
 from lrpilot_service.engine.forecast import LossForecast, forecast_loss
 from lrpilot_service.engine.search import choose_best, propose_next
-from lrpilot_service.engine.state import State
+from lrpilot_service.engine.state import CandidateRecord, SearchState, State, TryState
 
 #: Points tried per search are spread by the stage so seeds differ between stages and tries.
 SEED_STRIDE = 1_000
@@ -47,19 +46,37 @@ def begin_search(state: State, low: float, high: float, n: int, tau: int, try_st
     )
 
 
-def next_try(state: State, config: TunerConfig, start: int) -> str:
-    """Choose and open the next try; returns the proposal's reason for the decision."""
+def searching(state: State) -> SearchState:
+    """The open search (the planner calls this only in the search phase)."""
     search = state["search"]
+    if search is None:
+        raise AssertionError("no search is open in this state")
+    return search
+
+
+def running_try(state: State) -> TryState:
+    """The try being trained (the planner calls this only while one runs)."""
+    current = searching(state)["try"]
+    if current is None:
+        raise AssertionError("no try is running in this state")
+    return current
+
+
+def next_try(state: State, config: TunerConfig, start: int) -> tuple[TryState, str]:
+    """Choose and open the next try; returns it and the proposal's reason for the decision."""
+    search = searching(state)
     seed = config.seed * SEED_STRIDE + state["stage"] * 64 + len(search["xs"])
     proposal = propose_next(search["xs"], search["ys"], method=config.search, seed=seed)
     lr = lr_of(proposal.x, search["low"], search["high"])
-    search["try"] = {"x": proposal.x, "lr": lr, "start": start, "losses": [], "vals": {}}
-    return f"try {len(search['xs']) + 1}/{search['n']} lr={lr:.3g} ({proposal.method}: {proposal.reason})"
+    opened: TryState = {"x": proposal.x, "lr": lr, "start": start, "losses": [], "vals": {}}
+    search["try"] = opened
+    reason = f"try {len(search['xs']) + 1}/{search['n']} lr={lr:.3g} ({proposal.method}: {proposal.reason})"
+    return opened, reason
 
 
 def record_try_steps(state: State, losses: Sequence[float], val_losses: dict[int, float] | None) -> None:
     """Keep a running try's finite observations (the report may be one of several windows)."""
-    current = state["search"]["try"]
+    current = running_try(state)
     current["losses"].extend(float(v) for v in losses if math.isfinite(v))
     for step, value in (val_losses or {}).items():
         if math.isfinite(value):
@@ -69,9 +86,9 @@ def record_try_steps(state: State, losses: Sequence[float], val_losses: dict[int
 
 def finish_try(state: State, config: TunerConfig, tau: int, steps: int, diverged: bool) -> Forecast:
     """Score the running try, add it to the GP's data and the stage summary."""
-    search = state["search"]
-    current = search["try"]
-    losses: list[float] = current["losses"]
+    search = searching(state)
+    current = running_try(state)
+    losses = current["losses"]
     if diverged:
         worst = max(losses) if losses else (state["ref_loss"] or 0.0)
         forecast = Forecast(
@@ -92,13 +109,18 @@ def finish_try(state: State, config: TunerConfig, tau: int, steps: int, diverged
         search["sds"].append(fitted.uncertainty)
         current["note"] = fitted.reason
     search["xs"].append(current["x"])
-    state["stages"][-1]["candidates"].append(forecast.model_dump(mode="json"))
+    record: CandidateRecord = {
+        "lr": forecast.lr,
+        "predicted": forecast.predicted,
+        "uncertainty": forecast.uncertainty,
+        "method": forecast.method,
+        "steps": forecast.steps,
+    }
+    state["stages"][-1]["candidates"].append(record)
     return forecast
 
 
-def _forecast_try(
-    current: dict[str, Any], config: TunerConfig, losses: list[float], tau: int
-) -> LossForecast:
+def _forecast_try(current: TryState, config: TunerConfig, losses: list[float], tau: int) -> LossForecast:
     """Forecast the try's loss at t = tau, on validation losses when the job asks for them."""
     if config.objective == "val" and len(current["vals"]) >= 3:
         steps = sorted(int(s) for s in current["vals"])
@@ -118,15 +140,15 @@ def void_try(state: State) -> str:
 
     It still counts against the stage's tries, so an outage cannot stretch a stage past its budget.
     """
-    search = state["search"]
+    search = searching(state)
     search["voided"] += 1
-    lr = search["try"]["lr"]
+    lr = running_try(state)["lr"]
     search["try"] = None
     return f"try at lr={lr:.3g} ran at other LRs (client fallback): not scored"
 
 
 def tries_used(state: State) -> int:
-    search = state["search"]
+    search = searching(state)
     return len(search["xs"]) + int(search["voided"])
 
 
@@ -137,7 +159,7 @@ def conclude(state: State, config: TunerConfig, fallback_lr: float) -> tuple[flo
     just ran to completion: its model is already trained at that LR, so no restore is needed.
     With no scored try at all (every one voided), the stage keeps ``fallback_lr``.
     """
-    search = state["search"]
+    search = searching(state)
     summary = state["stages"][-1]
     if not search["xs"]:
         lr, keep_going, why = fallback_lr, False, "no try could be scored: keeping the last LR"

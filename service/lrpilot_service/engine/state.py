@@ -1,24 +1,119 @@
-"""The engine's state: plain JSON data, versioned, never holding a non-finite float.
+"""The engine's state: plain JSON data, versioned, typed, never holding a non-finite float.
 
-State is a ``dict`` so the store can keep it as a JSON column and any process can continue a
-job. Everything the planner needs is in it; nothing is cached elsewhere. NaN and infinity are
-never stored (PostgreSQL's JSON rejects them): diverged tries are flagged instead.
+State is JSON so the store can keep it in one column and any process can continue a job; the
+TypedDicts below give that JSON a checked shape (mypy sees ``st["search"]["try"]["lr"]``) without
+changing a byte of it. Everything the planner needs is in it; nothing is cached elsewhere. NaN and
+infinity are never stored (PostgreSQL's JSON rejects them): diverged tries are flagged instead.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Mapping
+from typing import (
+    Any,
+    NotRequired,  # pydantic can validate these on Python 3.11
+    cast,
+)
 
-from lrpilot.protocol import Decision, StageSummary
+from typing_extensions import TypedDict
+
+from lrpilot.protocol import Decision, Phase, StageSummary
 
 STATE_VERSION = 1
-
-State = dict[str, Any]
 
 
 class StateVersionError(ValueError):
     """A state written by an engine this one cannot read."""
+
+
+class Segment(TypedDict):
+    """The stretch of steps the job is in: ``[start, end)``, LR linear from ``lr`` to ``lr_end``."""
+
+    start: int
+    end: int
+    lr: float
+    lr_end: float
+
+
+class TryState(TypedDict):
+    """The candidate LR being tried: its point ``x`` in [0, 1], and its observations so far."""
+
+    x: float
+    lr: float
+    start: int
+    losses: list[float]
+    vals: dict[str, float]  # validation loss by absolute step (JSON keys are strings)
+    note: NotRequired[str]  # the forecaster's reason, once scored
+
+
+# "try" is a Python keyword, hence the functional form.
+SearchState = TypedDict(
+    "SearchState",
+    {
+        "low": float,
+        "high": float,
+        "n": int,
+        "try_steps": int,
+        "xs": list[float],
+        "ys": list[float | None],  # forecast losses; None for a diverged try
+        "sds": list[float],
+        "voided": int,
+        "try": TryState | None,
+    },
+)
+
+
+class CandidateRecord(TypedDict):
+    """A scored try as the schedule shows it (``lrpilot.protocol.Forecast`` in JSON form)."""
+
+    lr: float
+    predicted: float
+    uncertainty: float
+    method: str
+    steps: int
+
+
+class StageRecord(TypedDict):
+    """One stage as the schedule shows it (``lrpilot.protocol.StageSummary`` in JSON form)."""
+
+    stage: int
+    tau: int
+    search_steps: int
+    lr_low: float
+    lr_high: float
+    candidates: list[CandidateRecord]
+    chosen_lr: float | None
+    reason: str
+
+
+class GradSummary(TypedDict):
+    count: int
+    mean: float
+    max: float
+
+
+class State(TypedDict):
+    """A job's whole engine state (format version :data:`STATE_VERSION`)."""
+
+    version: int
+    window: int  # the window whose report is awaited
+    next_step: int  # its first step
+    decision: dict[str, Any] | None  # the awaited window's Decision, in JSON form
+    phase: Phase
+    segment: Segment
+    stage: int
+    tau: int
+    best_lr: float | None
+    ref_loss: float | None
+    recent_losses: list[float]
+    recent_grads: list[float]
+    search: SearchState | None
+    stages: list[StageRecord]
+    grad_norms: GradSummary
+    last_val: float | None
+    stage_val: float | None
+    stage_val_at_snapshot: bool
 
 
 def new_state(tau: int) -> State:
@@ -44,26 +139,28 @@ def new_state(tau: int) -> State:
     }
 
 
-def copy_state(state: State) -> State:
-    """A deep, JSON-checked copy: the caller's state is never mutated, and bad data fails here."""
+def copy_state(state: Mapping[str, Any]) -> State:
+    """A deep, JSON-checked copy: the caller's state is never mutated, and bad data fails here.
+
+    Accepts any mapping (the store hands over the JSON column as loaded) and checks its version.
+    """
     if state.get("version") != STATE_VERSION:
         raise StateVersionError(
             f"engine state version {state.get('version')!r} is not supported (expected {STATE_VERSION})"
         )
-    copied: State = json.loads(json.dumps(state, allow_nan=False))
-    return copied
+    return cast(State, json.loads(json.dumps(state, allow_nan=False)))
 
 
-def dump_state(state: State) -> str:
+def dump_state(state: Mapping[str, Any]) -> str:
     """Canonical JSON text of a state (sorted keys), the form determinism is checked on."""
     return json.dumps(state, sort_keys=True, allow_nan=False, separators=(",", ":"))
 
 
-def current_decision(state: State) -> Decision:
+def current_decision(state: Mapping[str, Any]) -> Decision:
     """The decision the job is waiting on: what the client should be doing now."""
     return Decision.model_validate(state["decision"])
 
 
-def summarize(state: State) -> list[StageSummary]:
+def summarize(state: Mapping[str, Any]) -> list[StageSummary]:
     """Every stage so far with its candidates and chosen LR (for the schedule endpoint)."""
     return [StageSummary.model_validate(stage) for stage in state["stages"]]

@@ -31,22 +31,19 @@ def eval_steps(st: State, config: TunerConfig) -> list[int]:
     return [s for s in range(seg["start"] + spacing - 1, seg["end"], spacing) if first <= s < last]
 
 
-def overfitting(st: State, report: WindowReport) -> str | None:
-    """Val objective: has this stage made the validation loss worse than at its snapshot?
+def last_validation(report: WindowReport) -> float | None:
+    """The report's validation loss at its latest measured step (finite values only), if any."""
+    finite = {s: v for s, v in (report.val_losses or {}).items() if math.isfinite(v)}
+    return finite[max(finite)] if finite else None
+
+
+def overfitting(reference: float, value: float) -> str | None:
+    """Val objective: is ``value`` worse than the stage's ``reference`` by more than the tolerance?
 
     Small data overfits: a large LR drives the training loss down and the validation loss up, and
-    the tries are too short to see it. The check compares each exploit window's last validation
+    the tries are too short to see it. The planner compares each exploit window's last validation
     loss with the stage's reference (at the snapshot, else the stage's first measurement).
     """
-    finite = {s: v for s, v in (report.val_losses or {}).items() if math.isfinite(v)}
-    if not finite:
-        return None
-    value = finite[max(finite)]
-    st["last_val"] = value
-    reference = st["stage_val"]
-    if reference is None:
-        st["stage_val"] = value
-        return None
     if value > reference + OVERFIT_TOLERANCE * abs(reference):
         return f"validation loss rose from {reference:.4g} to {value:.4g} in this stage (overfitting); "
     return None

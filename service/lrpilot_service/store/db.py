@@ -9,9 +9,8 @@ while read transactions stay deferred and, with WAL, never block writers.
 
 from __future__ import annotations
 
-import random
+import os
 import sqlite3
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -20,13 +19,26 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
+from lrpilot.retry import RetryPolicy
+
+DEFAULT_DATABASE_URL = "sqlite:///lrpilot.db"
+"""A SQLite file in the working directory: the embedded default, and the service's."""
+
 WRITE_OPTION = "lrpilot_write"
 """Execution option that marks a connection's transactions as writes (``BEGIN IMMEDIATE``)."""
 
 SQLITE_BUSY_TIMEOUT_S = 30.0
-RETRY_ATTEMPTS = 6
+#: A whole transaction is retried this way when it lost a deadlock or a serialization race.
+TRANSACTION_RETRY = RetryPolicy(attempts=6, first_wait_s=0.01, max_wait_s=0.32)
+#: Switching a new file to WAL waits out other processes doing the same, up to the busy timeout.
+WAL_RETRY = RetryPolicy(deadline_s=SQLITE_BUSY_TIMEOUT_S, first_wait_s=0.005, max_wait_s=0.25)
 
 T = TypeVar("T")
+
+
+def resolve_database_url(database_url: str | None = None) -> str:
+    """The URL given, else ``$LRPILOT_DATABASE_URL``, else :data:`DEFAULT_DATABASE_URL`."""
+    return database_url or os.environ.get("LRPILOT_DATABASE_URL") or DEFAULT_DATABASE_URL
 
 
 def create_db_engine(database_url: str) -> Engine:
@@ -75,38 +87,31 @@ def _enable_wal(cursor: Any) -> None:
 
     Changing the journal mode takes an exclusive lock and SQLite does not consult the busy handler
     for it: two services opening a new database at the same moment got "database is locked" in
-    ~13% of attempts (measured). So: nothing to do if the file is already WAL, else retry with
-    backoff for up to the busy timeout.
+    ~13% of attempts (measured). So: nothing to do if the file is already WAL, else retry under
+    :data:`WAL_RETRY`.
     """
-    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
-    delay = 0.005
-    while True:
-        try:
-            if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
-                cursor.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as error:
-            if "locked" not in str(error) or time.monotonic() > deadline:
-                raise
-            time.sleep(random.uniform(delay / 2, delay))
-            delay = min(2 * delay, 0.25)
+
+    def switch() -> None:
+        if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+            cursor.execute("PRAGMA journal_mode = WAL")
+
+    WAL_RETRY.call(switch, _locked)
 
 
-def is_transient(error: DBAPIError) -> bool:
+def _locked(error: BaseException) -> bool:
+    return isinstance(error, sqlite3.OperationalError) and "locked" in str(error)
+
+
+def is_transient(error: BaseException) -> bool:
     """Failures that a plain retry of the whole transaction cures (deadlock, serialization, busy)."""
+    if not isinstance(error, DBAPIError):
+        return False
     sqlstate = getattr(error.orig, "sqlstate", None)
     if sqlstate in {"40001", "40P01"}:
         return True
     return isinstance(error, OperationalError) and "database is locked" in str(error.orig)
 
 
-def retry_transaction(work: Callable[[], T], attempts: int = RETRY_ATTEMPTS) -> T:
-    """Run ``work`` (one whole transaction) again, with jittered backoff, when it failed transiently."""
-    for attempt in range(attempts):
-        try:
-            return work()
-        except DBAPIError as error:
-            if attempt == attempts - 1 or not is_transient(error):
-                raise
-            time.sleep(random.uniform(0.0, 0.02 * 2**attempt))
-    raise AssertionError("unreachable")
+def retry_transaction(work: Callable[[], T]) -> T:
+    """Run ``work`` (one transaction); run it again under TRANSACTION_RETRY if it failed transiently."""
+    return TRANSACTION_RETRY.call(work, is_transient)

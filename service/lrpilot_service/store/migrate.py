@@ -1,30 +1,32 @@
 """Schema upgrades with alembic, driven from code (``lrpilot db upgrade``, ``lrpilot serve``).
 
-The alembic environment ships inside the ``migrations`` package, so its location is found from the
-package rather than from the working directory: an installed service upgrades its database the
-same way a checkout does. Concurrent upgrades (several workers or containers starting at once)
-are serialised by a lock taken in the same transaction: an advisory lock on PostgreSQL,
-``BEGIN IMMEDIATE`` on SQLite.
+The alembic environment ships inside the service as ``lrpilot_service.migrations`` (the checkout
+keeps it in the top-level ``migrations/`` folder, mapped into the package by ``pyproject.toml``),
+so its location is found from the package rather than from the working directory: an installed
+service upgrades its database the same way a checkout does. Concurrent upgrades (several
+workers or containers starting at once) are serialised by a lock taken in the same transaction:
+an advisory lock on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from importlib.resources import files
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, text
 
-import migrations
-from lrpilot_service.store.db import create_db_engine, write_engine
+from lrpilot_service.store.db import create_db_engine, resolve_database_url, write_engine
+
+MIGRATIONS_PACKAGE = "lrpilot_service.migrations"
 
 MIGRATION_LOCK_KEY = 0x6C72_7069_6C6F_74  # "lrpilot": an arbitrary, fixed advisory-lock key
 
 
 def alembic_config() -> Config:
-    """An alembic ``Config`` whose ``script_location`` is the installed ``migrations`` package."""
+    """An alembic ``Config`` whose ``script_location`` is the installed migrations package."""
     config = Config()
-    config.set_main_option("script_location", str(Path(migrations.__file__).resolve().parent))
+    config.set_main_option("script_location", str(files(MIGRATIONS_PACKAGE)))
     return config
 
 
@@ -38,9 +40,9 @@ def upgrade_engine(engine: Engine, revision: str = "head") -> None:
         command.upgrade(config, revision)
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
-    """Upgrade the database at ``database_url`` (what ``lrpilot db upgrade`` runs)."""
-    engine = create_db_engine(database_url)
+def upgrade(database_url: str | None = None, revision: str = "head") -> None:
+    """Upgrade the database at ``database_url`` (or the default one): ``lrpilot db upgrade``."""
+    engine = create_db_engine(resolve_database_url(database_url))
     try:
         upgrade_engine(engine, revision)
     finally:

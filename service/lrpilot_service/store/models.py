@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy import ForeignKey, MetaData, UniqueConstraint, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from lrpilot.protocol import NAME_MAX_LENGTH
 from lrpilot_service.store.types import ExactJSON
 
 NAMING_CONVENTION = {
@@ -24,9 +25,6 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-NAME_LENGTH = 200
-"""Longest tenant or job name, as in ``lrpilot.protocol.Name``."""
 
 
 class Base(DeclarativeBase):
@@ -45,7 +43,7 @@ class Tenant(Base):
     __tablename__ = "tenants"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(sa.String(NAME_LENGTH), unique=True, nullable=False)
+    name: Mapped[str] = mapped_column(sa.String(NAME_MAX_LENGTH), unique=True, nullable=False)
     created_at: Mapped[datetime] = _now_column()
 
 
@@ -60,7 +58,7 @@ class Job(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False)
-    name: Mapped[str] = mapped_column(sa.String(NAME_LENGTH), nullable=False)
+    name: Mapped[str] = mapped_column(sa.String(NAME_MAX_LENGTH), nullable=False)
     config: Mapped[dict[str, Any]] = mapped_column(ExactJSON, nullable=False)
     state: Mapped[dict[str, Any]] = mapped_column(ExactJSON, nullable=False)
     # The engine's state format (state["version"]), so a later release can find states to upgrade.

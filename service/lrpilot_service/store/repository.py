@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer, sessionmaker
 
 from lrpilot.protocol import Decision, JobCreate, JobView, Schedule, TunerConfig, WindowReport
-from lrpilot_service.engine import advance, summarize
+from lrpilot_service.engine import State, advance, summarize
 from lrpilot_service.store.db import create_db_engine, retry_transaction, write_engine
 from lrpilot_service.store.errors import JobConflict, JobNotFound, WindowConflict
 from lrpilot_service.store.migrate import upgrade_engine
@@ -144,7 +144,7 @@ class JobRepository:
             return None if job is None else self._attached(session, job, tenant, body)
 
     def _insert_job(
-        self, tenant: str, body: JobCreate, state: dict[str, Any], decision: Decision
+        self, tenant: str, body: JobCreate, state: State, decision: Decision
     ) -> tuple[JobView, bool]:
         with self._write() as session:
             existing = self._find(session, tenant, body.name, lock=True)
@@ -245,8 +245,8 @@ def _status(decision: Decision) -> str:
     return "done" if decision.action == "done" else "running"
 
 
-def _state_version(state: dict[str, Any]) -> int:
-    return int(state.get("version", 0))
+def _state_version(state: State) -> int:
+    return state["version"]
 
 
 def _utc(moment: datetime) -> datetime:

@@ -10,7 +10,6 @@ import multiprocessing
 import os
 import socket
 import threading
-import time
 import traceback
 from collections.abc import Iterator
 from multiprocessing.process import BaseProcess
@@ -21,6 +20,7 @@ import pytest
 from sqlalchemy import func, select
 
 import lrpilot_service.api.app  # noqa: F401  (imported here so forked servers start warm)
+from lrpilot.cli.server_process import wait_healthy
 from lrpilot_service.api.serve import run
 from lrpilot_service.store.db import create_db_engine
 from lrpilot_service.store.models import DecisionRecord, Job, Observation
@@ -64,19 +64,10 @@ def _start(database_url: str, port: int) -> BaseProcess:
 
 
 def _wait_healthy(url: str, process: BaseProcess, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not process.is_alive():
-            pytest.fail(
-                f"server for {url} exited with {process.exitcode} (its log is in the captured output)"
-            )
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    pytest.fail(f"server at {url} not healthy after {timeout}s")
+    try:
+        wait_healthy(url, lambda: None if process.is_alive() else process.exitcode, timeout)
+    except (RuntimeError, TimeoutError) as exc:
+        pytest.fail(f"{exc} (its log is in the captured output)")
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from sqlalchemy import inspect
 from lrpilot_service.api.settings import Settings
 from lrpilot_service.store.db import create_db_engine
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = (ROOT / "docker" / "Dockerfile").read_text()
 ENTRYPOINT = ROOT / "docker" / "entrypoint.sh"
 SETTING_NAMES = {f"LRPILOT_{name.upper()}" for name in Settings.model_fields}

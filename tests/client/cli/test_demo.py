@@ -38,10 +38,10 @@ def test_cli_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> Non
 def test_export_prints_schedule_json_from_the_embedded_database(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from lrpilot import InProcessTransport, Tuner
+    from lrpilot import Tuner, embedded_transport
 
     url = f"sqlite:///{tmp_path / 'cli.db'}"
-    with Tuner("cli-job", transport=InProcessTransport(url), total_steps=40, candidates=2) as tuner:
+    with Tuner("cli-job", transport=embedded_transport(url), total_steps=40, candidates=2) as tuner:
         for step in range(5):
             tuner.next_lr(step, 1.0)
     assert main(["export", "cli-job", "--database-url", url]) == 0

@@ -1,7 +1,9 @@
 """The ``lrpilot`` command: a thin argparse layer over the service, the transports and the demo.
 
-Every heavy import (the service, torch, the benchmark) happens inside the subcommand that needs
-it, so ``lrpilot jobs --url ...`` starts fast on a machine with only the client installed.
+The CLI is the one part of the client package that may import the service (``serve``, ``db``):
+it is where both sides meet. Every heavy import (the service, torch, the benchmark) happens inside
+the subcommand that needs it, so ``lrpilot jobs --url ...`` starts fast on a machine with only
+the client installed.
 """
 
 from __future__ import annotations
@@ -11,10 +13,15 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
+from pydantic import ValidationError
+
+from lrpilot.cli.tables import jobs_table, stages_table
 from lrpilot.errors import LrpilotError
-from lrpilot.tables import jobs_table, stages_table
-from lrpilot.transport import DEFAULT_DATABASE_URL, HttpTransport, InProcessTransport
+from lrpilot.protocol import DEFAULT_TENANT
+from lrpilot.transport import AdminTransport, HttpTransport, embedded_transport
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -26,9 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=None, help="default $LRPILOT_PORT or 8000")
     serve.add_argument("--database-url", default=None, help="default $LRPILOT_DATABASE_URL or ./lrpilot.db")
     serve.add_argument("--workers", type=int, default=None)
-    serve.add_argument(
-        "--log-level", default=None, choices=["critical", "error", "warning", "info", "debug", "trace"]
-    )
+    serve.add_argument("--log-level", default=None, help="default $LRPILOT_LOG_LEVEL or info")
 
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)
@@ -47,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
             "--url", default=None, help="service URL; default $LRPILOT_URL, else the local file"
         )
         command.add_argument("--database-url", default=None, help="embedded mode database (no --url)")
-        command.add_argument("--tenant", default="default")
+        command.add_argument("--tenant", default=DEFAULT_TENANT)
 
     demo = sub.add_parser("demo", help="tune an MLP on the digits data set against a local service")
     demo.add_argument("--steps", type=int, default=1500)
@@ -59,12 +64,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _transport(args: argparse.Namespace) -> HttpTransport | InProcessTransport:
+def _transport(args: argparse.Namespace) -> AdminTransport:
     url = args.url or (None if args.database_url else os.environ.get("LRPILOT_URL"))
     if url:
         return HttpTransport(url, tenant=args.tenant)
-    database_url = args.database_url or os.environ.get("LRPILOT_DATABASE_URL") or DEFAULT_DATABASE_URL
-    return InProcessTransport(database_url, tenant=args.tenant)
+    return embedded_transport(args.database_url, tenant=args.tenant)
 
 
 def _read(args: argparse.Namespace) -> int:
@@ -81,18 +85,29 @@ def _read(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_module() -> Any:
+    """``bench.cli`` of the checkout: the working directory's, else the one this package came from."""
+    source_root = Path(__file__).resolve().parents[3]  # client/lrpilot/cli/__init__.py -> repository
+    for root in (Path.cwd(), source_root):
+        if (root / "bench" / "cli.py").is_file():
+            if str(root) not in sys.path:
+                sys.path.insert(0, str(root))
+            return importlib.import_module("bench.cli")
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["bench"]:  # everything after "bench" belongs to the bench command
-        try:
-            bench: object = importlib.import_module("bench.cli")
-        except ModuleNotFoundError as exc:
+        bench = _bench_module()
+        if bench is None:
             print(
-                f"lrpilot bench needs the benchmark package from a checkout of lrpilot ({exc})",
+                "lrpilot bench needs a checkout of lrpilot (the benchmark is not installed with the "
+                "package): run it from the repository root, or `python -m bench.cli` there",
                 file=sys.stderr,
             )
             return 2
-        return int(getattr(bench, "main")(argv[1:]) or 0)  # noqa: B009
+        return int(bench.main(argv[1:]) or 0)
     args = _parser().parse_args(argv)
     try:
         if args.command == "serve":
@@ -102,9 +117,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "db":
             from lrpilot_service.store.migrate import upgrade
 
-            upgrade(args.database_url or os.environ.get("LRPILOT_DATABASE_URL") or DEFAULT_DATABASE_URL)
+            upgrade(args.database_url)
         elif args.command == "demo":
-            from lrpilot.demo import run_demo
+            from lrpilot.cli.demo import run_demo
 
             run_demo(steps=args.steps, out=args.out, port=args.port, seed=args.seed)
         else:
@@ -112,6 +127,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LrpilotError as exc:
         print(f"lrpilot: {exc.detail}", file=sys.stderr)
         return 1
+    except ValidationError as exc:  # a setting out of range (e.g. --log-level): say which, and why
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        print(f"lrpilot: invalid setting: {problems}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `lrpilot export JOB | head`

@@ -13,8 +13,9 @@ import httpx
 import pytest
 
 from lrpilot import HttpTransport, ServiceUnavailableError, Tuner, WindowConflictError
-from lrpilot.protocol import Decision, JobView, TunerConfig
-from lrpilot.testing import ScriptedTransport, Window, outage
+from lrpilot.protocol import JobView, TunerConfig
+from lrpilot.retry import NO_RETRY
+from lrpilot.testing import ScriptedTransport, Window, make_decision, outage
 
 PLAN = [
     Window(5, 0.1, phase="exploit"),
@@ -56,7 +57,7 @@ def test_outage_falls_back_warns_once_and_replays_what_was_used(caplog: pytest.L
 
 def test_slow_service_times_out_then_falls_back() -> None:
     with stalling_server() as url:
-        transport = HttpTransport(url, timeout=httpx.Timeout(0.2), retries=1, backoff=0.01)
+        transport = HttpTransport(url, timeout=httpx.Timeout(0.2), retry=NO_RETRY)
         tuner = quick(Tuner("j", transport=transport, retry_deadline_s=0.3))
         started = time.monotonic()
         for step in range(30):
@@ -122,17 +123,7 @@ def stalling_server() -> _Server:
 class _Server:
     def __enter__(self) -> str:
         now = datetime.now(UTC)
-        decision = Decision(
-            window=0,
-            start_step=0,
-            steps=5,
-            lr=0.2,
-            lr_end=0.2,
-            action="continue",
-            phase="exploit",
-            stage=0,
-            reason="",
-        )
+        decision = make_decision(steps=5, lr=0.2)
         view = JobView(
             name="j", tenant="default", status="running", config=TunerConfig(), decision=decision,
             steps_reported=0, created_at=now, updated_at=now,

@@ -7,7 +7,7 @@ import pytest
 
 from lrpilot.protocol import TunerConfig
 from lrpilot_service.engine import summarize
-from tests.simulation import LinearRegressionSGD, drive
+from tests.engine.simulation import LinearRegressionSGD, drive
 
 ORACLE_GRID = np.geomspace(1e-3, 10.0, 41)
 SEEDS = range(5)

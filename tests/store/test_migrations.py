@@ -15,7 +15,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
-import migrations
+import lrpilot_service.migrations as migrations
 from lrpilot_service.store.db import create_db_engine
 from lrpilot_service.store.migrate import alembic_config, upgrade, upgrade_engine
 from lrpilot_service.store.models import Base

@@ -6,16 +6,14 @@ import itertools
 import math
 
 from lrpilot.protocol import Decision
+from lrpilot.testing import make_decision
 from lrpilot.window import StepBuffer, guard_limits, next_chunk
 
 SPECIAL = [-math.inf, -1e308, -5.0, 0.0, 2.0, 5.0, 1e308, math.inf, math.nan]
 
 
 def decision(max_loss: float | None, max_grad: float | None, steps: int = 10) -> Decision:
-    return Decision(
-        window=0, start_step=0, steps=steps, lr=0.1, lr_end=0.1, action="continue", phase="exploit",
-        stage=0, reason="", max_loss=max_loss, max_grad_norm=max_grad,
-    )  # fmt: skip
+    return make_decision(steps=steps, max_loss=max_loss, max_grad_norm=max_grad)
 
 
 def test_inlined_guard_equals_should_stop() -> None:

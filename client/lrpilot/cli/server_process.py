@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -24,6 +25,27 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def wait_healthy(url: str, exit_code: Callable[[], int | None], timeout_s: float = 60.0) -> None:
+    """Poll ``url``/healthz until it answers 200.
+
+    ``exit_code()`` is None while the server process lives: a process that dies first raises
+    RuntimeError at once (no waiting out the timeout); no answer within ``timeout_s`` raises
+    TimeoutError.
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        code = exit_code()
+        if code is not None:
+            raise RuntimeError(f"the server for {url} exited with {code}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(f"the server at {url} was not healthy after {timeout_s:g}s")
 
 
 class ServerProcess:
@@ -60,20 +82,15 @@ class ServerProcess:
 
     def wait_ready(self) -> None:
         """Poll ``/healthz`` until it answers 200; fail loudly if the process died first."""
-        deadline = time.monotonic() + self.startup_timeout_s
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"lrpilot serve exited with {self.process.returncode}{self._log_hint()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise TimeoutError(
-            f"lrpilot serve did not become healthy in {self.startup_timeout_s:g}s{self._log_hint()}"
-        )
+        process = self.process
+        exit_code = (lambda: None) if process is None else process.poll
+        try:
+            wait_healthy(self.url, exit_code, self.startup_timeout_s)
+        except TimeoutError as exc:
+            self.stop()
+            raise TimeoutError(f"{exc}{self._log_hint()}") from exc
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}{self._log_hint()}") from exc
 
     def kill(self) -> None:
         """SIGKILL: no shutdown handlers, no flushing, like a crashed host."""

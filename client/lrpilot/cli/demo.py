@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lrpilot.server_process import ServerProcess
-from lrpilot.tables import render
+from lrpilot.cli.server_process import ServerProcess
+from lrpilot.cli.tables import render
 from lrpilot.tuner import Tuner
 
 BASELINE_LR = 0.01

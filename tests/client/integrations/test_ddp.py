@@ -10,8 +10,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from lrpilot.cli.server_process import free_port
 from lrpilot.integrations.ddp import DistributedTuner
-from lrpilot.server_process import free_port
 from lrpilot.testing import ScriptedTransport, Window
 
 PLAN = [

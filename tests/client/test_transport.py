@@ -1,4 +1,4 @@
-"""HttpTransport against httpx.MockTransport; InProcessTransport against the real store."""
+"""HttpTransport against httpx.MockTransport; make_transport's choice; the retry policy it uses."""
 
 from __future__ import annotations
 
@@ -11,34 +11,26 @@ import pytest
 
 from lrpilot import (
     HttpTransport,
-    InProcessTransport,
     JobConflictError,
     JobNotFoundError,
     ReportRejectedError,
+    RetryPolicy,
     ServiceUnavailableError,
     WindowConflictError,
     make_transport,
 )
-from lrpilot.protocol import Decision, JobCreate, TunerConfig, WindowReport
+from lrpilot.protocol import WindowReport
+from lrpilot.testing import make_decision
 
-DECISION = Decision(
-    window=1,
-    start_step=5,
-    steps=5,
-    lr=0.1,
-    lr_end=0.1,
-    action="continue",
-    phase="exploit",
-    stage=0,
-    reason="",
-)
+DECISION = make_decision(window=1, start_step=5, steps=5)
 
 
 def transport(handler: httpx.MockTransport, retries: int = 2) -> HttpTransport:
     client = httpx.Client(
         base_url="http://lrpilot.test", transport=handler, headers={"X-Lrpilot-Tenant": "t1"}
     )
-    return HttpTransport("http://lrpilot.test", tenant="t1", retries=retries, backoff=0.001, client=client)
+    policy = RetryPolicy(attempts=retries + 1, first_wait_s=0.001)
+    return HttpTransport("http://lrpilot.test", tenant="t1", retry=policy, client=client)
 
 
 def test_reports_are_nan_safe_json_and_decisions_parse() -> None:
@@ -52,7 +44,8 @@ def test_reports_are_nan_safe_json_and_decisions_parse() -> None:
     decision = transport(httpx.MockTransport(handler)).report_window("a/b", 0, report)
     assert decision == DECISION
     request = seen[0]
-    assert request.url.path == "/v1/jobs/a%2Fb/windows/0" or request.url.path == "/v1/jobs/a/b/windows/0"
+    # the raw (undecoded) path: a "/" inside a job name must travel encoded, or it reads as a route
+    assert request.url.raw_path == b"/v1/jobs/a%2Fb/windows/0"
     assert request.headers["content-type"] == "application/json"
     assert request.headers["x-lrpilot-tenant"] == "t1"
     assert json.loads(request.content)["losses"] == [1.0, "NaN", "Infinity"]  # valid JSON, NaN as a string
@@ -103,29 +96,15 @@ def test_5xx_and_connection_errors_are_retried_then_unavailable() -> None:
     def down(request: httpx.Request) -> httpx.Response:
         raise httpx.ReadTimeout("slow")
 
-    with pytest.raises(ServiceUnavailableError, match="3 tries"):
-        transport(httpx.MockTransport(down)).report_window("x", 0, report)
+    calls = []
 
+    def down_and_counted(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return down(request)
 
-def test_in_process_transport_maps_store_errors(tmp_path: Path) -> None:
-    embedded = InProcessTransport(f"sqlite:///{tmp_path / 'e.db'}", tenant="t")
-    view = embedded.create_or_attach(JobCreate(name="job", config=TunerConfig(total_steps=100)))
-    assert (
-        embedded.create_or_attach(JobCreate(name="job", config=TunerConfig(total_steps=100))).decision
-        == view.decision
-    )
-    with pytest.raises(JobConflictError):
-        embedded.create_or_attach(JobCreate(name="job", config=TunerConfig(total_steps=200)))
-    with pytest.raises(JobNotFoundError):
-        embedded.schedule("nope")
-    d = view.decision
-    with pytest.raises(WindowConflictError) as conflict:
-        embedded.report_window("job", d.window + 5, WindowReport(start_step=0, losses=[1.0]))
-    assert conflict.value.expected_window == d.window
-    with pytest.raises(ReportRejectedError):
-        embedded.report_window("job", d.window, WindowReport(start_step=d.start_step + 1, losses=[1.0]))
-    assert [job.name for job in embedded.list_jobs()] == ["job"]
-    embedded.close()
+    with pytest.raises(ServiceUnavailableError, match="ReadTimeout"):
+        transport(httpx.MockTransport(down_and_counted)).report_window("x", 0, report)
+    assert len(calls) == 3  # retries=2: three attempts, then the last failure is raised
 
 
 def test_make_transport_prefers_url_then_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -134,5 +113,6 @@ def test_make_transport_prefers_url_then_env(monkeypatch: pytest.MonkeyPatch, tm
     monkeypatch.delenv("LRPILOT_URL")
     monkeypatch.setenv("LRPILOT_DATABASE_URL", f"sqlite:///{tmp_path / 'env.db'}")
     embedded = make_transport(None)
-    assert isinstance(embedded, InProcessTransport) and embedded.database_url.endswith("env.db")
+    assert type(embedded).__name__ == "EmbeddedTransport"
+    assert getattr(embedded, "database_url", "").endswith("env.db")
     embedded.close()

@@ -16,7 +16,7 @@ import torch
 from sklearn.datasets import load_digits
 
 from lrpilot import Tuner
-from lrpilot.server_process import ServerProcess
+from lrpilot.cli.server_process import ServerProcess
 
 torch.set_num_threads(1)
 

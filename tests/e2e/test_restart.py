@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from lrpilot import Tuner
+from lrpilot.cli.server_process import ServerProcess, free_port
 from lrpilot.protocol import Schedule
-from lrpilot.server_process import ServerProcess, free_port
 
 TOTAL = 300
 

@@ -10,7 +10,7 @@ from typing import Annotated, cast
 
 from fastapi import Depends, Header, Path, Request
 
-from lrpilot.protocol import NAME_MAX_LENGTH, NAME_PATTERN, TENANT_HEADER
+from lrpilot.protocol import DEFAULT_TENANT, NAME_MAX_LENGTH, NAME_PATTERN, TENANT_HEADER
 from lrpilot_service.api.metrics import Metrics
 from lrpilot_service.store import JobRepository
 
@@ -25,7 +25,7 @@ def get_metrics(request: Request) -> Metrics:
 
 Repository = Annotated[JobRepository, Depends(get_repository)]
 AppMetrics = Annotated[Metrics, Depends(get_metrics)]
-TenantName = Annotated[
+TenantHeader = Annotated[
     str,
     Header(
         alias=TENANT_HEADER,
@@ -35,6 +35,14 @@ TenantName = Annotated[
         description="Namespace of the job names; jobs of other tenants are invisible.",
     ),
 ]
+
+
+def caller_tenant(tenant: TenantHeader = DEFAULT_TENANT) -> str:
+    """The tenant whose jobs this request may see: the one place a request's tenant is decided."""
+    return tenant
+
+
+CallerTenant = Annotated[str, Depends(caller_tenant)]
 JobName = Annotated[
     str, Path(min_length=1, max_length=NAME_MAX_LENGTH, pattern=NAME_PATTERN, description="The job's name.")
 ]

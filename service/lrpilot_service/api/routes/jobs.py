@@ -12,8 +12,8 @@ import time
 
 from fastapi import APIRouter, Response, status
 
-from lrpilot.protocol import DEFAULT_TENANT, Decision, ErrorBody, JobCreate, JobView, Schedule, WindowReport
-from lrpilot_service.api.deps import AppMetrics, JobName, Repository, TenantName, WindowIndex
+from lrpilot.protocol import Decision, ErrorBody, JobCreate, JobView, Schedule, WindowReport
+from lrpilot_service.api.deps import AppMetrics, CallerTenant, JobName, Repository, WindowIndex
 
 _ERRORS: dict[int | str, dict[str, object]] = {code: {"model": ErrorBody} for code in (404, 409, 413, 422)}
 
@@ -22,7 +22,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=_ERRORS)
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 def create_or_attach(
-    body: JobCreate, repository: Repository, response: Response, tenant: TenantName = DEFAULT_TENANT
+    body: JobCreate, repository: Repository, response: Response, tenant: CallerTenant
 ) -> JobView:
     """Create the job (201), or re-attach to the same name and config (200) to resume training."""
     view, created = repository.open_job(tenant, body)
@@ -32,7 +32,7 @@ def create_or_attach(
 
 
 @router.get("")
-def list_jobs(repository: Repository, tenant: TenantName = DEFAULT_TENANT) -> list[JobView]:
+def list_jobs(repository: Repository, tenant: CallerTenant) -> list[JobView]:
     return repository.list_jobs(tenant)
 
 
@@ -43,7 +43,7 @@ def report_window(
     report: WindowReport,
     repository: Repository,
     metrics: AppMetrics,
-    tenant: TenantName = DEFAULT_TENANT,
+    tenant: CallerTenant,
 ) -> Decision:
     """Report a window's losses; get the next decision. A retry of a decided window gets the same one."""
     started = time.perf_counter()
@@ -53,15 +53,15 @@ def report_window(
 
 
 @router.get("/{job:path}/schedule")
-def schedule(job: JobName, repository: Repository, tenant: TenantName = DEFAULT_TENANT) -> Schedule:
+def schedule(job: JobName, repository: Repository, tenant: CallerTenant) -> Schedule:
     return repository.schedule(tenant, job)
 
 
 @router.get("/{job:path}")
-def get_job(job: JobName, repository: Repository, tenant: TenantName = DEFAULT_TENANT) -> JobView:
+def get_job(job: JobName, repository: Repository, tenant: CallerTenant) -> JobView:
     return repository.get_job(tenant, job)
 
 
 @router.delete("/{job:path}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_job(job: JobName, repository: Repository, tenant: TenantName = DEFAULT_TENANT) -> None:
+def delete_job(job: JobName, repository: Repository, tenant: CallerTenant) -> None:
     repository.delete_job(tenant, job)

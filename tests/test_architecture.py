@@ -29,7 +29,7 @@ ENGINE_FORBIDDEN = (
     "starlette",
 )
 # The client modules the service side may use: the wire contract and its small leaf helpers.
-CONTRACT = ("lrpilot.protocol", "lrpilot.errors", "lrpilot.retry")
+CONTRACT = ("lrpilot.protocol", "lrpilot.bounds", "lrpilot.admin_protocol", "lrpilot.errors", "lrpilot.retry")
 EMBEDDED_DOOR = CLIENT / "transport.py"
 
 

@@ -26,15 +26,45 @@ class LrpilotError(Exception):
 
 
 class ServiceUnavailableError(LrpilotError):
-    """The service could not be reached or failed (5xx); transient, worth retrying."""
+    """The service could not be reached or failed (5xx); transient, worth retrying.
+
+    ``retry_after_s`` is the service's own estimate (its ``Retry-After``) when it gave one:
+    :class:`lrpilot.retry.RetryPolicy` waits at least that long before the next attempt.
+    """
 
     status = 503
 
+    def __init__(self, detail: str, *, status: int | None = None, retry_after_s: float | None = None) -> None:
+        super().__init__(detail, status=status)
+        self.retry_after_s = retry_after_s
 
-class JobNotFoundError(LrpilotError):
-    """No job with that name for this tenant (404)."""
+
+class TooManyRequestsError(ServiceUnavailableError):
+    """429: this token's request rate or this tenant's job quota is spent; retry after ``retry_after_s``."""
+
+    status = 429
+
+
+class AuthenticationError(LrpilotError):
+    """401: no bearer token, or one the service does not know (revoked, mistyped): set LRPILOT_TOKEN."""
+
+    status = 401
+
+
+class PermissionDeniedError(LrpilotError):
+    """403: the token is valid but may not do this (an admin route, another tenant's header)."""
+
+    status = 403
+
+
+class NotFoundError(LrpilotError):
+    """404: no such object (a job, a token, a tenant)."""
 
     status = 404
+
+
+class JobNotFoundError(NotFoundError):
+    """No job with that name for this tenant (404)."""
 
 
 class JobConflictError(LrpilotError):
@@ -59,13 +89,24 @@ class ReportRejectedError(LrpilotError):
     status = 422
 
 
-def error_from_status(status: int, detail: str, expected_window: int | None = None) -> LrpilotError:
+def error_from_status(
+    status: int, detail: str, expected_window: int | None = None, retry_after_s: float | None = None
+) -> LrpilotError:
     """The typed error for an HTTP error status (the inverse of each class's ``status``)."""
     if status >= 500:
-        return ServiceUnavailableError(detail, status=status)
+        return ServiceUnavailableError(detail, status=status, retry_after_s=retry_after_s)
+    if status == TooManyRequestsError.status:
+        return TooManyRequestsError(detail, retry_after_s=retry_after_s)
     if status == 409 and expected_window is not None:
         return WindowConflictError(detail, expected_window=expected_window, status=status)
-    for kind in (JobNotFoundError, JobConflictError, ReportRejectedError):
+    kinds = (
+        JobNotFoundError,
+        JobConflictError,
+        ReportRejectedError,
+        AuthenticationError,
+        PermissionDeniedError,
+    )
+    for kind in kinds:
         if kind.status == status:
             return kind(detail, status=status)
     return LrpilotError(detail, status=status)

@@ -9,19 +9,30 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+from lrpilot.bounds import (
+    CONFIG_RANGES,
+    Measurement,
+    UsedLR,
+    add_ranges_to_schema,
+    check_config_ranges,
+    refuse_booleans,
+)
+from lrpilot.bounds import MAX_REPORT_STEPS as MAX_REPORT_STEPS  # re-exported: part of the contract
+from lrpilot.bounds import NAME_MAX_LENGTH as NAME_MAX_LENGTH
+from lrpilot.bounds import NAME_PATTERN as NAME_PATTERN
 
 SCHEMA_VERSION = 1
 
 Action = Literal["continue", "snapshot", "restore", "evaluate", "done"]
 Phase = Literal["warmup", "search", "exploit", "anneal", "done"]
-JobStatus = Literal["running", "done", "deleted"]
+JobStatus = Literal["running", "stale", "done", "failed"]
+"""``running``: reports arrive; ``stale``: none for the service's ``stale_after_s`` (the next report
+resumes it); ``done``: the plan ended, or the client said so; ``failed``: the client said so."""
 
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@/-]*$"
-"""Job and tenant names: what the path, the header and the database column all accept."""
-NAME_MAX_LENGTH = 200
 Name = Annotated[str, StringConstraints(min_length=1, max_length=NAME_MAX_LENGTH, pattern=NAME_PATTERN)]
 TENANT_HEADER = "X-Lrpilot-Tenant"
 """The request header naming the caller's tenant (the namespace of job names)."""
@@ -41,7 +52,7 @@ class TunerConfig(WireModel):
     Sizes left as ``None`` are derived from ``total_steps`` by the engine (docs/engine.md).
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, json_schema_extra=add_ranges_to_schema)
 
     lr_min: PositiveFinite = Field(1e-5, description="Smallest LR the search may try (log scale).")
     lr_max: PositiveFinite = Field(1.0, description="Largest LR the search may try.")
@@ -70,6 +81,16 @@ class TunerConfig(WireModel):
     )
     window_max: int = Field(256, ge=1, le=1_000_000, description="Longest window between two reports.")
     seed: int = Field(0, ge=0, lt=2**32)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_booleans(cls, values: Any) -> Any:
+        return refuse_booleans(values, frozenset(CONFIG_RANGES))
+
+    @model_validator(mode="after")
+    def _within_ranges(self) -> Self:
+        check_config_ranges({field: getattr(self, field) for field in type(self).model_fields})
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -145,14 +166,21 @@ class WindowReport(WireModel):
     """The observations of one window, posted when it ends (or when its guard stopped it)."""
 
     start_step: int = Field(ge=0, description="Absolute step of the first loss (steps consumed so far).")
-    losses: list[float] = Field(max_length=1_000_000, description="One training loss per step trained.")
-    grad_norms: list[float] | None = Field(None, description="Optional: one gradient norm per step.")
-    lrs: list[float] | None = Field(
+    losses: list[Measurement] = Field(
+        max_length=MAX_REPORT_STEPS, description="One training loss per step trained."
+    )
+    grad_norms: list[Measurement] | None = Field(
+        None, max_length=MAX_REPORT_STEPS, description="Optional: one gradient norm per step."
+    )
+    lrs: list[UsedLR] | None = Field(
         None,
+        max_length=MAX_REPORT_STEPS,
         description="Optional: the LR the loop really used per step (differs from plan in fallback).",
     )
-    val_losses: dict[int, float] | None = Field(
-        None, description="Optional: validation loss keyed by the absolute step it was measured after."
+    val_losses: dict[int, Measurement] | None = Field(
+        None,
+        max_length=MAX_REPORT_STEPS,
+        description="Optional: validation loss keyed by the absolute step it was measured after.",
     )
 
     @model_validator(mode="after")
@@ -194,7 +222,22 @@ class JobView(WireModel):
     decision: Decision
     steps_reported: int
     created_at: datetime
-    updated_at: datetime
+    updated_at: datetime = Field(description="Last report or status change (the database clock).")
+    reason: str | None = Field(None, description="Why the job is failed or done, as the client said.")
+
+
+class JobPage(WireModel):
+    """One page of ``GET /v1/jobs``, oldest job first; pass ``next`` as ``after`` for the next page."""
+
+    jobs: list[JobView]
+    next: str | None = None
+
+
+class JobStatusUpdate(WireModel):
+    """The client ends a job itself: ``failed`` (the run crashed) or ``done`` (it stopped early)."""
+
+    status: Literal["done", "failed"]
+    reason: str = Field("", max_length=500)
 
 
 class ScheduleStep(WireModel):
@@ -229,6 +272,9 @@ class Schedule(WireModel):
     steps: list[ScheduleStep]
     stages: list[StageSummary]
     search_share: float = Field(description="Share of reported steps spent on search candidates.")
+    next_step: int | None = Field(
+        None, description="More steps follow: ask again with from_step set to this (one page per call)."
+    )
 
 
 class ErrorBody(WireModel):
@@ -236,3 +282,4 @@ class ErrorBody(WireModel):
 
     detail: str
     expected_window: int | None = None
+    retry_after_s: float | None = Field(None, description="429 and 503: wait this long before retrying.")

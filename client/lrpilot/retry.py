@@ -4,8 +4,9 @@ Client and service retry different things (an HTTP call while the service restar
 transaction that lost a deadlock, a SQLite file another process is switching to WAL) but the
 rules are the same: retry only what is known to be transient, wait a random time that doubles
 from ``first_wait_s`` up to ``max_wait_s`` ("full jitter": concurrent retriers spread out instead
-of colliding again), and give up when the next wait would pass the deadline or the attempts are
-spent. The mechanics are tenacity's; this module only fixes the policy in one place, so that no
+of colliding again), never sooner than the server asked (an error's ``retry_after_s``, from a
+429/503's ``Retry-After``), and give up when the next wait would pass the deadline or the attempts
+are spent. The mechanics are tenacity's; this module only fixes the policy in one place, so that no
 layer retries inside another's retries.
 """
 
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from tenacity import (
+    RetryCallState,
     Retrying,
     retry_if_exception,
     stop_after_attempt,
@@ -28,6 +30,9 @@ from tenacity import (
 from tenacity.stop import stop_base
 
 T = TypeVar("T")
+
+MAX_RETRY_AFTER_S = 300.0
+"""A server's Retry-After is followed up to this long (a deadline still ends the waiting sooner)."""
 
 
 @dataclass(frozen=True)
@@ -50,11 +55,20 @@ class RetryPolicy:
         retrying = Retrying(
             retry=retry_if_exception(transient),
             stop=self._stop(),
-            wait=wait_random_exponential(multiplier=self.first_wait_s, max=self.max_wait_s),
+            wait=self._wait,
             sleep=sleep,
             reraise=True,
         )
         return retrying(work)
+
+    def _wait(self, retry_state: RetryCallState) -> float:
+        """Full jitter, but at least the ``retry_after_s`` the failure carries (capped)."""
+        jitter = wait_random_exponential(multiplier=self.first_wait_s, max=self.max_wait_s)(retry_state)
+        outcome = retry_state.outcome
+        hint = getattr(outcome.exception(), "retry_after_s", None) if outcome is not None else None
+        if isinstance(hint, int | float) and hint > jitter:
+            return float(min(hint, MAX_RETRY_AFTER_S))
+        return jitter
 
     def _stop(self) -> stop_base:
         stops: list[stop_base] = []

@@ -29,6 +29,7 @@ from lrpilot.protocol import (
     Action,
     Decision,
     JobCreate,
+    JobStatusUpdate,
     JobView,
     Phase,
     Schedule,
@@ -74,18 +75,23 @@ class ScriptedTransport:
     reports: dict[int, WindowReport] = field(default_factory=dict)
     decisions: list[Decision] = field(default_factory=list)
     config: TunerConfig | None = None
+    status: str | None = None  # what the client last said with set_status
 
     def create_or_attach(self, body: JobCreate) -> JobView:
         self._enter("create_or_attach")
         self.config = self.config or body.config
         if not self.decisions:
             self.decisions.append(self._decision(0, 0))
+        return self._view(body.name)
+
+    def _view(self, name: str) -> JobView:
         now = datetime.now(UTC)
+        done = self.decisions[-1].action == "done"
         return JobView(
-            name=body.name,
+            name=name,
             tenant="default",
-            status="done" if self.decisions[-1].action == "done" else "running",
-            config=self.config,
+            status="failed" if self.status == "failed" else "done" if done else "running",
+            config=self.config or TunerConfig(),
             decision=self.decisions[-1],
             steps_reported=self.decisions[-1].start_step,
             created_at=now,
@@ -115,6 +121,13 @@ class ScriptedTransport:
             for i, (lr, loss) in enumerate(zip(r.lrs or [], r.losses, strict=True))
         ]
         return Schedule(job=name, steps=steps, stages=[], search_share=0.0)
+
+    def set_status(self, name: str, update: JobStatusUpdate) -> JobView:
+        self._enter("set_status")
+        self.status = update.status
+        if not self.decisions:
+            self.decisions.append(self._decision(0, 0))
+        return self._view(name)
 
     def close(self) -> None:
         self.calls.append("close")

@@ -9,13 +9,16 @@ The embedded transport is the service itself (``lrpilot_service.embedded``), cal
 HTTP. The client library never imports the service except in :func:`embedded_transport`, the one
 place where a client-only install (``pip install lrpilot``) learns that it needs
 ``pip install lrpilot[server]`` or a service URL.
+
+A service with authentication wants a bearer token: ``token=``, else ``$LRPILOT_TOKEN``. The token
+travels in the ``Authorization`` header only, never in a URL, so it appears in no access log.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 from urllib.parse import quote
 
 import httpx
@@ -27,6 +30,8 @@ from lrpilot.protocol import (
     TENANT_HEADER,
     Decision,
     JobCreate,
+    JobPage,
+    JobStatusUpdate,
     JobView,
     Schedule,
     WindowReport,
@@ -38,12 +43,13 @@ DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=2.0)
 #: ``NO_RETRY`` because its own deadline loop retries the whole boundary.
 DEFAULT_RETRY = RetryPolicy(deadline_s=5.0, first_wait_s=0.2)
 EMBEDDED_MODULE = "lrpilot_service.embedded"
+TOKEN_ENV = "LRPILOT_TOKEN"
 
 _M = TypeVar("_M", bound=BaseModel)
 
 
 class Transport(Protocol):
-    """The four calls the tuner needs; see docs/architecture.md."""
+    """The calls the tuner needs; see docs/architecture.md."""
 
     def create_or_attach(self, body: JobCreate) -> JobView: ...
     def report_window(self, name: str, window: int, report: WindowReport) -> Decision: ...
@@ -51,7 +57,14 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
-class AdminTransport(Transport, Protocol):
+@runtime_checkable
+class StatusTransport(Transport, Protocol):
+    """A transport that can also end a job (``failed``, ``done``); the tuner uses it when present."""
+
+    def set_status(self, name: str, update: JobStatusUpdate) -> JobView: ...
+
+
+class AdminTransport(StatusTransport, Protocol):
     """What the CLI needs on top: reading jobs back and deleting them."""
 
     def list_jobs(self) -> list[JobView]: ...
@@ -75,18 +88,23 @@ class HttpTransport:
     def __init__(
         self,
         url: str,
-        tenant: str = DEFAULT_TENANT,
+        tenant: str | None = None,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         retry: RetryPolicy = DEFAULT_RETRY,
         *,
+        token: str | None = None,
         client: httpx.Client | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.tenant = tenant
         self.retry = retry
-        self._client = client or httpx.Client(
-            base_url=self.url, timeout=timeout, headers={"User-Agent": "lrpilot"}
-        )
+        token = token or os.environ.get(TOKEN_ENV) or None
+        headers = {"User-Agent": "lrpilot"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self._client = client or httpx.Client(base_url=self.url, timeout=timeout, headers=headers)
+        if client is not None and token:
+            client.headers["Authorization"] = f"Bearer {token}"
 
     def create_or_attach(self, body: JobCreate) -> JobView:
         return self._call("POST", "/v1/jobs", JobView, body)
@@ -95,36 +113,77 @@ class HttpTransport:
         return self._call("POST", f"/v1/jobs/{_q(name)}/windows/{window}", Decision, report)
 
     def schedule(self, name: str) -> Schedule:
-        return self._call("GET", f"/v1/jobs/{_q(name)}/schedule", Schedule)
+        """The whole schedule, read page by page (a long job's steps come in several replies)."""
+        path = f"/v1/jobs/{_q(name)}/schedule"
+        schedule = self._call("GET", path, Schedule)
+        while schedule.next_step is not None:
+            page = self._call("GET", path, Schedule, params={"from_step": schedule.next_step})
+            schedule.steps += page.steps
+            schedule.next_step = page.next_step
+        return schedule
+
+    def set_status(self, name: str, update: JobStatusUpdate) -> JobView:
+        return self._call("POST", f"/v1/jobs/{_q(name)}/status", JobView, update)
 
     def get_job(self, name: str) -> JobView:
         return self._call("GET", f"/v1/jobs/{_q(name)}", JobView)
 
     def list_jobs(self) -> list[JobView]:
-        payload: Any = self._send("GET", "/v1/jobs", None).json()
-        items: Any = payload.get("jobs", payload.get("items", [])) if isinstance(payload, dict) else payload
-        return [JobView.model_validate(item) for item in items]
+        """Every job of the tenant, read page by page."""
+        jobs: list[JobView] = []
+        params: dict[str, str] = {}
+        while True:
+            page = self._call("GET", "/v1/jobs", JobPage, params=params)
+            jobs += page.jobs
+            if page.next is None:
+                return jobs
+            params = {"after": page.next}
 
     def delete_job(self, name: str) -> None:
         self._send("DELETE", f"/v1/jobs/{_q(name)}", None)
 
+    def prune(self, older_than_s: float, statuses: list[str] | None = None) -> int:
+        """Delete the tenant's jobs with no report for ``older_than_s`` (optionally only in ``statuses``)."""
+        params = {"older_than_s": str(older_than_s)}
+        if statuses:
+            params["status"] = ",".join(statuses)
+        return int(self.request("DELETE", "/v1/jobs", params=params)["deleted"])
+
+    def request(
+        self, method: str, path: str, body: BaseModel | None = None, params: dict[str, str] | None = None
+    ) -> Any:
+        """Any JSON route (the CLI's admin calls): the decoded body, or a typed error."""
+        response = self._send(method, path, body, params)
+        return response.json() if response.content else None
+
     def close(self) -> None:
         self._client.close()
 
-    def _call(self, method: str, path: str, model: type[_M], body: BaseModel | None = None) -> _M:
-        return model.model_validate_json(self._send(method, path, body).content)
+    def _call(
+        self,
+        method: str,
+        path: str,
+        model: type[_M],
+        body: BaseModel | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> _M:
+        return model.model_validate_json(self._send(method, path, body, params).content)
 
-    def _send(self, method: str, path: str, body: BaseModel | None) -> httpx.Response:
-        return self.retry.call(lambda: self._send_once(method, path, body), is_transient)
+    def _send(
+        self, method: str, path: str, body: BaseModel | None, params: dict[str, Any] | None = None
+    ) -> httpx.Response:
+        return self.retry.call(lambda: self._send_once(method, path, body, params), is_transient)
 
-    def _send_once(self, method: str, path: str, body: BaseModel | None) -> httpx.Response:
+    def _send_once(
+        self, method: str, path: str, body: BaseModel | None, params: dict[str, Any] | None
+    ) -> httpx.Response:
         # model_dump_json, never json.dumps: NaN losses must travel as "NaN", which stays valid JSON.
         content = body.model_dump_json() if body is not None else None
-        headers = {TENANT_HEADER: self.tenant}
+        headers = {TENANT_HEADER: self.tenant} if self.tenant else {}
         if body is not None:
             headers["content-type"] = "application/json"
         try:
-            response = self._client.request(method, path, content=content, headers=headers)
+            response = self._client.request(method, path, content=content, headers=headers, params=params)
         except httpx.TransportError as exc:
             raise ServiceUnavailableError(f"{method} {self.url}{path}: {type(exc).__name__}: {exc}") from exc
         if response.status_code >= 400:
@@ -148,13 +207,25 @@ def _http_error(response: httpx.Response) -> LrpilotError:
         raw_expected = payload.get("expected_window")
         expected = raw_expected if isinstance(raw_expected, int) else None
     else:
-        detail = response.text[:200] or response.reason_phrase
+        # Not an lrpilot reply (its errors are all JSON): most likely the URL points elsewhere.
+        return ServiceUnavailableError(
+            f"HTTP {response.status_code} from {response.request.url} is not an lrpilot service's answer "
+            f"({response.text[:120]!r}): check the URL (LRPILOT_URL)"
+        )
     if response.status_code >= 500:
         detail = f"HTTP {response.status_code} from {response.request.url}: {detail}"
-    return error_from_status(response.status_code, detail, expected)
+    return error_from_status(response.status_code, detail, expected, _retry_after(response))
 
 
-def embedded_transport(database_url: str | None = None, tenant: str = DEFAULT_TENANT) -> AdminTransport:
+def _retry_after(response: httpx.Response) -> float | None:
+    """The ``Retry-After`` of a 429 or 503, in seconds (a date form is ignored: we never send it)."""
+    try:
+        return float(response.headers["retry-after"])
+    except (KeyError, ValueError):
+        return None
+
+
+def embedded_transport(database_url: str | None = None, tenant: str | None = None) -> AdminTransport:
     """The service in this process (embedded mode, SQLite by default): the client's one door into it.
 
     ``database_url`` defaults to ``$LRPILOT_DATABASE_URL``, else the service's default SQLite file.
@@ -167,18 +238,24 @@ def embedded_transport(database_url: str | None = None, tenant: str = DEFAULT_TE
             "embedded mode needs `pip install lrpilot[server]`, or set LRPILOT_URL "
             f"to a running lrpilot service ({exc})"
         ) from exc
-    transport: AdminTransport = embedded.EmbeddedTransport(database_url, tenant=tenant)
+    transport: AdminTransport = embedded.EmbeddedTransport(database_url, tenant=tenant or DEFAULT_TENANT)
     return transport
 
 
 def make_transport(
-    url: str | None = None, tenant: str = DEFAULT_TENANT, *, retry: RetryPolicy = DEFAULT_RETRY
+    url: str | None = None,
+    tenant: str | None = None,
+    *,
+    token: str | None = None,
+    retry: RetryPolicy = DEFAULT_RETRY,
+    timeout: httpx.Timeout = DEFAULT_TIMEOUT,
 ) -> Transport:
     """``url`` if given, else ``$LRPILOT_URL``, else the embedded mode on ``$LRPILOT_DATABASE_URL``.
 
-    ``retry`` applies to the HTTP transport; the embedded one has no network to retry.
+    ``retry``, ``token`` and ``timeout`` apply to the HTTP transport; the embedded one has no
+    network to retry and no authentication (it is the caller's own database).
     """
     url = url or os.environ.get("LRPILOT_URL")
     if url:
-        return HttpTransport(url, tenant=tenant, retry=retry)
+        return HttpTransport(url, tenant=tenant, retry=retry, token=token, timeout=timeout)
     return embedded_transport(tenant=tenant)

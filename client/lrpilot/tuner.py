@@ -4,8 +4,10 @@ Between window boundaries :meth:`Tuner.next_lr` is a few list appends and a comp
 can sit in the hottest loop. At a boundary it posts the window's report and applies the next
 decision (snapshot, restore, new LR). The service is a helper, never a dependency of the run:
 a failed post is retried for ``retry_deadline_s`` (a service restart is absorbed invisibly),
-then the tuner falls back to the last safe LR, buffers every step, and replays the buffer as
-ordinary window reports once the service answers again.
+then the tuner falls back to a safe schedule, buffers every step, and replays the buffer as
+ordinary window reports once the service answers again. How it reaches the service (the first
+attach, knocking in the background, the replay, the spool of steps left at close) is
+:class:`lrpilot.link.ServiceLink`; the schedule without it is :mod:`lrpilot.fallback`.
 """
 
 from __future__ import annotations
@@ -15,14 +17,17 @@ import math
 import os
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, SupportsFloat, TypeVar
+from typing import Any, Literal, SupportsFloat, TypeVar
 
 from lrpilot.config import make_config, starting_lr
-from lrpilot.errors import LrpilotError, ServiceUnavailableError, WindowConflictError
-from lrpilot.fallback import FallbackPolicy, ReplayImpossible, RetryClock, placeholder_decision, replay
+from lrpilot.errors import LrpilotError, WindowConflictError
+from lrpilot.fallback import FallbackPolicy, FallbackSchedule, ReplayImpossible, placeholder_decision
+from lrpilot.link import ServiceLink
 from lrpilot.optim import apply_lr
-from lrpilot.protocol import DEFAULT_TENANT, Decision, JobCreate, Schedule
+from lrpilot.protocol import Decision, JobCreate, JobStatusUpdate, Schedule
 from lrpilot.retry import NO_RETRY, RetryPolicy
+from lrpilot.spool import Spool
+from lrpilot.spool import spool_dir as resolve_spool_dir
 from lrpilot.torch_state import SnapshotStore, Stateful, make_snapshots
 from lrpilot.transport import Transport, is_transient, make_transport
 from lrpilot.window import StepBuffer, guard_limits
@@ -80,8 +85,10 @@ class Tuner(DecisionFollower):
         model: Stateful | None = None,
         optimizer: Any = None,
         *,
-        tenant: str = DEFAULT_TENANT,
+        tenant: str | None = None,
+        token: str | None = None,
         snapshot_dir: str | os.PathLike[str] | None = None,
+        spool_dir: str | os.PathLike[str] | None = None,
         val_fn: Callable[[], SupportsFloat] | None = None,
         transport: Transport | None = None,
         retry_deadline_s: float = 30.0,
@@ -95,7 +102,6 @@ class Tuner(DecisionFollower):
         self._create = JobCreate(name=job, config=self.config)
         self.retry_deadline_s = retry_deadline_s
         self.fallback_policy = FallbackPolicy()
-        self._retry = RetryClock(self.fallback_policy)
         self._model, self._optimizer, self._val_fn = model, optimizer, val_fn
         self._snapshots = snapshots if snapshots is not None else make_snapshots(snapshot_dir, job)
         self._closed = self._done = self._in_fallback = self._step_warned = self._attached = False
@@ -103,24 +109,30 @@ class Tuner(DecisionFollower):
         self._lr = self._safe_lr
         # The tuner's deadline loop is the only retry loop: the transport makes one attempt per call.
         self._transport: Transport = (
-            transport if transport is not None else make_transport(url, tenant, retry=NO_RETRY)
+            transport if transport is not None else make_transport(url, tenant, token=token, retry=NO_RETRY)
         )
+        where = getattr(self._transport, "url", None) or "embedded"
+        spool = Spool(resolve_spool_dir(spool_dir, snapshot_dir), where, tenant, job)
+        self._link = ServiceLink(self._transport, self._create, self.fallback_policy, spool, retry_deadline_s)
         try:
-            view = self._with_deadline(lambda: self._transport.create_or_attach(self._create))
-        except ServiceUnavailableError as exc:  # train anyway; attach when the service shows up
-            self._step = self._origin = 0
-            self._buffer = StepBuffer(0)
-            self._set_window(placeholder_decision(self._lr))
-            self._enter_fallback(exc)
-            return
+            view = self._link.attach()
+            decision = None if view is None else self._link.replay_spool(self._log_stale) or view.decision
         except BaseException:  # the service refused the job (bad config, conflict): the caller must fix it
+            self._link.stop()
             if transport is None:
                 self._transport.close()
             raise
+        if decision is None:  # train anyway, on the fallback schedule; attach when the service shows up
+            self._step = self._origin = 0
+            self._buffer = StepBuffer(0)
+            self._set_window(placeholder_decision(self._lr))
+            self._in_fallback, self._fast = True, False
+            self._start_fallback_schedule(0)
+            return
         self._attached = True
-        self._step = self._origin = view.decision.start_step
+        self._step = self._origin = decision.start_step
         self._buffer = StepBuffer(self._step)
-        self._apply(view.decision)
+        self._apply(decision)
 
     # -- the hot path ----------------------------------------------------------------------------
 
@@ -159,7 +171,8 @@ class Tuner(DecisionFollower):
         if s in self._eval_at and self._val_fn is not None:
             buffer.val_losses[s] = float(self._val_fn())
         if self._in_fallback:
-            if self._step >= self._retry.due_step and self._retry.due(self._step):
+            self._set_lr(self._fallback.lr(self._step))
+            if self._link.answered():
                 self._recover()
             return self._lr
         if len(buffer.losses) >= self._steps or self._decision.should_stop(value, grad):
@@ -198,21 +211,22 @@ class Tuner(DecisionFollower):
         """The job's schedule as the service stored it (raises if the service is unreachable)."""
         return self._transport.schedule(self.job)
 
-    def close(self) -> None:
-        """Report the partial window (the engine accepts a short one) and release the transport."""
+    def close(self, status: Literal["done", "failed"] | None = None, reason: str = "") -> None:
+        """Report what is left (a short window is fine) and release the transport.
+
+        The report is retried for ``retry_deadline_s``; if the service is still away, the steps are
+        saved to the spool (lrpilot.spool) and the next ``Tuner`` of this job replays them. With
+        ``status``, the job is marked ``failed`` (the run crashed) or ``done`` (it stopped early).
+        """
         if self._closed:
             return
         self._closed = True
+        self._link.stop()
         try:
-            if self._in_fallback and not self._done:
-                self._recover()
-            if self._in_fallback and len(self._buffer):
-                log.warning("lrpilot: %d steps of job %r could not be reported", len(self._buffer), self.job)
-            elif not self._done and len(self._buffer):
-                report, window = self._buffer.report(), self._decision.window
-                self._with_deadline(lambda: self._transport.report_window(self.job, window, report))
-        except Exception as exc:
-            log.warning("lrpilot: could not report the last %d steps at close: %s", len(self._buffer), exc)
+            if not self._done and (self._in_fallback or len(self._buffer)):
+                self._flush()
+            if status is not None and not self._in_fallback:
+                self._link.set_status(JobStatusUpdate(status=status, reason=reason[:500]))
         finally:
             self._transport.close()
 
@@ -222,7 +236,42 @@ class Tuner(DecisionFollower):
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.close()
+        if exc is None:
+            self.close()
+        else:  # the training loop crashed: say so, so the job is not left "running" until stale
+            self.close(status="failed", reason=f"{type(exc).__name__}: {exc}")
+
+    def _flush(self) -> None:
+        """At close: deliver the buffer within the deadline, else keep it in the spool."""
+        count = len(self._buffer)
+        try:
+            self._with_deadline(self._deliver)
+        except ReplayImpossible as exc:
+            log.warning("lrpilot: %d steps of job %r could not be reported: %s", count, self.job, exc)
+        except LrpilotError as exc:
+            if not is_transient(exc):
+                log.warning("lrpilot: the last %d steps of job %r were refused: %s", count, self.job, exc)
+                return
+            try:
+                self._link.spool.save(self._buffer)
+            except OSError as error:
+                log.error("lrpilot: %d steps of job %r are lost: %s", count, self.job, error)
+                return
+            log.warning(
+                "lrpilot: the service is away; %d unreported steps of job %r are saved in %s and will be "
+                "replayed by the next Tuner of this job",
+                count,
+                self.job,
+                self._link.spool.path,
+            )
+
+    def _deliver(self) -> Decision:
+        if self._in_fallback:
+            decision = self._link.replay(self._buffer, self._log_stale)
+        else:
+            decision = self._transport.report_window(self.job, self._decision.window, self._buffer.report())
+        self._buffer.clear(self._step)
+        return decision
 
     # -- boundaries ------------------------------------------------------------------------------
 
@@ -283,6 +332,7 @@ class Tuner(DecisionFollower):
     def _step_mismatch(self, step: int) -> int:
         if not self._attached and self._step == self._origin:
             self._buffer.start = self._step = self._origin = step  # never attached: take the caller's count
+            self._start_fallback_schedule(step)
             return step
         self._step_warned = True
         log.warning(
@@ -294,6 +344,11 @@ class Tuner(DecisionFollower):
         return self._step
 
     # -- fallback --------------------------------------------------------------------------------
+
+    def _start_fallback_schedule(self, step: int) -> None:
+        """No decision yet: warm up, hold, anneal (lrpilot.fallback.FallbackSchedule)."""
+        self._fallback = FallbackSchedule.from_start(self.config, starting_lr(self.config), step)
+        self._set_lr(self._fallback.lr(step))
 
     def _enter_fallback(self, exc: BaseException) -> None:
         if isinstance(exc, LrpilotError | OSError):
@@ -310,28 +365,34 @@ class Tuner(DecisionFollower):
         )
         d = self._decision
         self._in_fallback, self._fast = True, False
-        self._retry.policy = self.fallback_policy
-        self._retry.start(self._step)
+        self._fallback = FallbackSchedule(self.config, self._safe_lr)
         if d.phase == "search" and self._model is not None and d.stage == self._snapshots.stage:
             self._snapshots.restore(d.stage, self._model, self._optimizer)  # drop the candidate's weights
             log.info("lrpilot: restored the stage %d snapshot taken before the search", d.stage)
-        self._set_lr(self._safe_lr)
+        self._set_lr(self._fallback.lr(self._step))
         if isinstance(exc, WindowConflictError):  # the service knows where it is: resync right away
             self._recover()
+        else:
+            self._link.knock()
 
     def _recover(self) -> None:
-        """Replay the buffer and follow the service again, or stay in fallback and knock later."""
+        """Replay the buffer and follow the service again, or stay in fallback and knock again."""
+        refusal = self._link.refusal()
+        if refusal is not None:
+            log.error("lrpilot: the service refused job %r (%s); training goes on alone", self.job, refusal)
+            self._link.stop()
+            return
         try:
-            d = replay(self._transport, self._create, self._buffer, self._log_stale)
+            d = self._link.replay(self._buffer, self._log_stale)
         except ReplayImpossible as exc:
             log.error(
                 "lrpilot: job %r cannot be resumed (%s); training goes on without the service", self.job, exc
             )
-            self._retry.stop()
+            self._link.stop()
             return
         except Exception as exc:
             log.debug("lrpilot: service still unavailable at step %d: %s", self._step, exc)
-            self._retry.failed(self._step)
+            self._link.knock()
             return
         log.info("lrpilot: service back at step %d; buffered steps replayed", self._step)
         self._in_fallback = False

@@ -10,7 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from lrpilot.protocol import DEFAULT_TENANT, Decision, JobCreate, JobView, Schedule, WindowReport
+from lrpilot.protocol import (
+    DEFAULT_TENANT,
+    Decision,
+    JobCreate,
+    JobStatusUpdate,
+    JobView,
+    Schedule,
+    WindowReport,
+)
 from lrpilot_service.errors import SERVICE_ERRORS, client_error
 from lrpilot_service.store import open_repository
 from lrpilot_service.store.db import resolve_database_url
@@ -43,6 +51,9 @@ class EmbeddedTransport:
 
     def delete_job(self, name: str) -> None:
         self._guard(lambda: self._repo.delete_job(self.tenant, name))
+
+    def set_status(self, name: str, update: JobStatusUpdate) -> JobView:
+        return self._guard(lambda: self._repo.set_status(self.tenant, name, update.status, update.reason))
 
     def close(self) -> None:
         self._repo.close()

@@ -11,22 +11,41 @@ from __future__ import annotations
 from sqlalchemy.exc import DBAPIError
 
 from lrpilot.errors import (
+    AuthenticationError,
     JobConflictError,
     JobNotFoundError,
     LrpilotError,
+    NotFoundError,
+    PermissionDeniedError,
     ReportRejectedError,
     ServiceUnavailableError,
+    TooManyRequestsError,
     WindowConflictError,
 )
 from lrpilot_service.engine import ReportRejected
-from lrpilot_service.store import JobConflict, JobNotFound, WindowConflict
+from lrpilot_service.store import (
+    AuthenticationFailed,
+    JobConflict,
+    JobNotFound,
+    NotFound,
+    PermissionDenied,
+    QuotaExceeded,
+    WindowConflict,
+)
+
+#: Seconds a client is told to wait (``Retry-After``) when the database is away.
+DATABASE_RETRY_AFTER_S = 1.0
 
 #: Service-side error -> client error class (whose ``status`` is the HTTP status).
 ERROR_MAP: dict[type[Exception], type[LrpilotError]] = {
     JobNotFound: JobNotFoundError,
+    NotFound: NotFoundError,
     JobConflict: JobConflictError,
     WindowConflict: WindowConflictError,
     ReportRejected: ReportRejectedError,
+    AuthenticationFailed: AuthenticationError,
+    PermissionDenied: PermissionDeniedError,
+    QuotaExceeded: TooManyRequestsError,
     # The database went away or stayed locked past every retry: transient, the client retries.
     DBAPIError: ServiceUnavailableError,
 }
@@ -40,7 +59,12 @@ def client_error(error: Exception) -> LrpilotError:
         return WindowConflictError(str(error), expected_window=error.expected_window)
     if isinstance(error, ReportRejected):
         return ReportRejectedError(f"report rejected: {error}")
+    if isinstance(error, QuotaExceeded):
+        return TooManyRequestsError(str(error), retry_after_s=error.retry_after_s)
     if isinstance(error, DBAPIError):
         # The driver's text may name hosts and users: keep it for the log, not for the caller.
-        return ServiceUnavailableError(f"database unavailable ({type(error.orig).__name__}); retry later")
+        return ServiceUnavailableError(
+            f"database unavailable ({type(error.orig).__name__}); retry later",
+            retry_after_s=DATABASE_RETRY_AFTER_S,
+        )
     return kind(str(error))

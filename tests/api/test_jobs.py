@@ -16,17 +16,17 @@ def report_for(decision: dict[str, Any], losses: list[Any] | None = None) -> dic
 
 
 def test_create_attach_list_get_delete(api_client: TestClient) -> None:
-    created = api_client.post("/v1/jobs", json={"name": "team/run-1", "config": CONFIG})
+    created = api_client.post("/v1/jobs", json={"name": "team:run-1", "config": CONFIG})
     assert created.status_code == 201, created.text
     view = created.json()
     assert view["tenant"] == "default" and view["status"] == "running" and view["decision"]["window"] == 0
-    attached = api_client.post("/v1/jobs", json={"name": "team/run-1", "config": CONFIG})
+    attached = api_client.post("/v1/jobs", json={"name": "team:run-1", "config": CONFIG})
     assert attached.status_code == 200 and attached.json()["decision"] == view["decision"]
-    assert [job["name"] for job in api_client.get("/v1/jobs").json()] == ["team/run-1"]
-    assert api_client.get("/v1/jobs/team/run-1").json()["decision"] == view["decision"]
-    assert api_client.delete("/v1/jobs/team/run-1").status_code == 204
-    assert api_client.get("/v1/jobs/team/run-1").status_code == 404
-    assert api_client.get("/v1/jobs").json() == []
+    assert [job["name"] for job in api_client.get("/v1/jobs").json()["jobs"]] == ["team:run-1"]
+    assert api_client.get("/v1/jobs/team:run-1").json()["decision"] == view["decision"]
+    assert api_client.delete("/v1/jobs/team:run-1").status_code == 204
+    assert api_client.get("/v1/jobs/team:run-1").status_code == 404
+    assert api_client.get("/v1/jobs").json() == {"jobs": [], "next": None}
 
 
 def test_same_name_other_config_is_a_409_naming_the_field(api_client: TestClient) -> None:

@@ -44,7 +44,7 @@ def test_metrics_count_requests_decisions_and_jobs(api_client: TestClient) -> No
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
     text = response.text
     assert 'lrpilot_http_requests_total{method="POST",route="/v1/jobs",status="201"} 1' in text
-    assert 'lrpilot_http_requests_total{method="GET",route="/v1/jobs/{job:path}",status="404"} 1' in text
+    assert 'lrpilot_http_requests_total{method="GET",route="/v1/jobs/{job}",status="404"} 1' in text
     assert (
         'lrpilot_decision_seconds_bucket{le="+Inf"} 1' in text and "lrpilot_decision_seconds_count 1" in text
     )

@@ -65,7 +65,7 @@ def test_script_location_comes_from_the_package_not_the_working_directory(
     assert Path(alembic_config().get_main_option("script_location") or "") == package_dir
     by_hand = Config(str(package_dir / "alembic.ini"))
     heads = {ScriptDirectory.from_config(config).get_current_head() for config in (by_hand, alembic_config())}
-    assert heads == {"0001"}
+    assert heads == {"0002"}
     upgrade(f"sqlite:///{tmp_path / 'elsewhere.db'}")
     assert (tmp_path / "elsewhere.db").exists()
 

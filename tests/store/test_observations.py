@@ -59,7 +59,7 @@ def test_non_finite_values_round_trip(repository: JobRepository) -> None:
     n = min(decision.steps, len(SPECIAL))
     losses = SPECIAL[:n]
     grads = list(reversed(SPECIAL))[:n]
-    lrs = [math.inf, *[0.01] * (n - 1)]
+    lrs = [1e-300, *[0.01] * (n - 1)]  # LRs must be finite and positive; tiny ones round-trip too
     report = WindowReport(
         start_step=decision.start_step, losses=losses, grad_norms=grads, lrs=lrs, val_losses={1: math.nan}
     )

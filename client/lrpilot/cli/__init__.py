@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from lrpilot.cli import prune, tokens
 from lrpilot.cli.tables import jobs_table, stages_table
 from lrpilot.errors import LrpilotError
 from lrpilot.protocol import DEFAULT_TENANT
@@ -34,6 +35,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--database-url", default=None, help="default $LRPILOT_DATABASE_URL or ./lrpilot.db")
     serve.add_argument("--workers", type=int, default=None)
     serve.add_argument("--log-level", default=None, help="default $LRPILOT_LOG_LEVEL or info")
+    serve.add_argument(
+        "--auth",
+        choices=("required", "off"),
+        default=None,
+        help="bearer tokens; default $LRPILOT_AUTH, else required unless --host is a loopback address",
+    )
 
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)
@@ -52,7 +59,9 @@ def _parser() -> argparse.ArgumentParser:
             "--url", default=None, help="service URL; default $LRPILOT_URL, else the local file"
         )
         command.add_argument("--database-url", default=None, help="embedded mode database (no --url)")
-        command.add_argument("--tenant", default=DEFAULT_TENANT)
+        command.add_argument("--tenant", default=None, help=f"default: the token's, else {DEFAULT_TENANT!r}")
+        if name == "jobs":
+            prune.register(command)
 
     demo = sub.add_parser("demo", help="tune an MLP on the digits data set against a local service")
     demo.add_argument("--steps", type=int, default=1500)
@@ -61,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
 
     sub.add_parser("bench", help="run the benchmarks (arguments go to the bench command)", add_help=False)
+    tokens.register(sub)
     return parser
 
 
@@ -113,11 +123,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             from lrpilot_service.api.serve import run
 
-            run(args.host, args.port, args.database_url, args.workers, args.log_level)
+            run(args.host, args.port, args.database_url, args.workers, args.log_level, args.auth)
         elif args.command == "db":
             from lrpilot_service.store.migrate import upgrade
 
             upgrade(args.database_url)
+        elif args.command in ("tokens", "tenants"):
+            return tokens.run(args)
+        elif args.command == "jobs" and args.jobs_command == "prune":
+            return prune.run(args)
         elif args.command == "demo":
             from lrpilot.cli.demo import run_demo
 

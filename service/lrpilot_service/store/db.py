@@ -28,10 +28,16 @@ WRITE_OPTION = "lrpilot_write"
 """Execution option that marks a connection's transactions as writes (``BEGIN IMMEDIATE``)."""
 
 SQLITE_BUSY_TIMEOUT_S = 30.0
-#: A whole transaction is retried this way when it lost a deadlock or a serialization race.
-TRANSACTION_RETRY = RetryPolicy(attempts=6, first_wait_s=0.01, max_wait_s=0.32)
+#: A whole transaction is retried this way when it lost a deadlock or a serialization race, or its
+#: connection was dropped (a restarted or failed-over server, ``pg_terminate_backend``). Every
+#: transaction of the repository is safe to run twice: a report that did commit is found decided.
+TRANSACTION_RETRY = RetryPolicy(deadline_s=5.0, attempts=12, first_wait_s=0.01, max_wait_s=0.5)
+#: SQLSTATEs a retry cures: serialization failure, deadlock, and a server shutting a session down.
+_RETRY_SQLSTATES = frozenset({"40001", "40P01", "57P01", "57P02", "57P03"})
 #: Switching a new file to WAL waits out other processes doing the same, up to the busy timeout.
 WAL_RETRY = RetryPolicy(deadline_s=SQLITE_BUSY_TIMEOUT_S, first_wait_s=0.005, max_wait_s=0.25)
+
+DEFAULT_POOL_SIZE = 20
 
 T = TypeVar("T")
 
@@ -41,11 +47,15 @@ def resolve_database_url(database_url: str | None = None) -> str:
     return database_url or os.environ.get("LRPILOT_DATABASE_URL") or DEFAULT_DATABASE_URL
 
 
-def create_db_engine(database_url: str) -> Engine:
+def create_db_engine(database_url: str, pool_size: int = DEFAULT_POOL_SIZE) -> Engine:
     """An engine for ``database_url`` with the locking behaviour described in the module docstring."""
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        # One connection per worker thread and one for the background sweep: a request never
+        # waits for a connection (threads are bounded by the service's LRPILOT_THREADS).
+        return create_engine(
+            url, pool_pre_ping=True, pool_size=pool_size, max_overflow=4, pool_timeout=10, pool_recycle=1800
+        )
     in_memory = url.database in (None, "", ":memory:")
     engine = create_engine(
         url,
@@ -103,13 +113,21 @@ def _locked(error: BaseException) -> bool:
 
 
 def is_transient(error: BaseException) -> bool:
-    """Failures that a plain retry of the whole transaction cures (deadlock, serialization, busy)."""
+    """Failures that a plain retry of the whole transaction cures: deadlock, serialization, busy,
+    and a lost connection (the pool then reconnects: ``pool_pre_ping`` tests each checkout)."""
     if not isinstance(error, DBAPIError):
         return False
-    sqlstate = getattr(error.orig, "sqlstate", None)
-    if sqlstate in {"40001", "40P01"}:
+    if error.connection_invalidated:
         return True
-    return isinstance(error, OperationalError) and "database is locked" in str(error.orig)
+    sqlstate = getattr(error.orig, "sqlstate", None)
+    if sqlstate in _RETRY_SQLSTATES or (sqlstate or "").startswith("08"):
+        return True
+    if not isinstance(error, OperationalError):
+        return False
+    # A connection that could not be opened or broke mid-query has no SQLSTATE (psycopg, sqlite3).
+    return sqlstate is None and (
+        "database is locked" in str(error.orig) or not isinstance(error.orig, sqlite3.Error)
+    )
 
 
 def retry_transaction(work: Callable[[], T]) -> T:

@@ -43,3 +43,29 @@ class WindowConflict(StoreError):
         self.name = name
         self.window = window
         self.expected_window = expected_window
+
+
+class QuotaExceeded(StoreError):
+    """The tenant holds as many jobs as it may (HTTP 429): delete or prune jobs, or raise its quota."""
+
+    retry_after_s = 60.0
+
+    def __init__(self, tenant: str, limit: int) -> None:
+        super().__init__(
+            f"tenant {tenant!r} already has {limit} jobs, its quota: delete finished jobs "
+            "(lrpilot jobs prune --older-than 30d) or ask an admin to raise max_jobs"
+        )
+        self.tenant = tenant
+        self.limit = limit
+
+
+class AuthenticationFailed(StoreError):
+    """No token, or one that is unknown or revoked (HTTP 401). The message never quotes the token."""
+
+
+class PermissionDenied(StoreError):
+    """A valid token asking for what it may not do (HTTP 403)."""
+
+
+class NotFound(StoreError):
+    """An admin object (token, tenant) that does not exist (HTTP 404)."""

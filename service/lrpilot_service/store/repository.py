@@ -1,29 +1,35 @@
 """The job repository: the one code path (service and embedded mode) from reports to decisions.
 
-Every mutation is one transaction that first locks the job row, so any number of processes can
-serve the same database: on PostgreSQL ``SELECT ... FOR UPDATE``, on SQLite ``BEGIN IMMEDIATE``
-(see db.py). Idempotency lives in the keys: a decision row per (job, window) is the stored reply to
-every retry of the report before it, and observations keep their first write.
+A report is decided in three short steps so that no lock and no connection is held while the
+engine thinks: read the job, its state and the awaited decision (a consistent snapshot); run the
+engine with no transaction open; then, in one write transaction that first locks the job row
+(``SELECT ... FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite, see db.py), check that the
+window is still awaited and store observations, decision and state. If another process decided the
+window meanwhile, its decision is the reply (the engine is deterministic: it is the same one).
+Idempotency lives in the keys: a decision row per (job, window) is the stored reply to every retry
+of the report before it, and observations keep their first write.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, func, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Engine, and_, func, select, text, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, defer, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from lrpilot.protocol import Decision, JobCreate, JobView, Schedule, TunerConfig, WindowReport
 from lrpilot_service.engine import State, advance, summarize
-from lrpilot_service.store.db import create_db_engine, retry_transaction, write_engine
+from lrpilot_service.store import lifecycle
+from lrpilot_service.store.access import AccessStore
+from lrpilot_service.store.db import DEFAULT_POOL_SIZE, create_db_engine, retry_transaction, write_engine
+from lrpilot_service.store.engine_state import load_state, save_state
 from lrpilot_service.store.errors import JobConflict, JobNotFound, WindowConflict
 from lrpilot_service.store.migrate import upgrade_engine
-from lrpilot_service.store.models import DecisionRecord, Job, Observation, Tenant
-from lrpilot_service.store.observations import insert_observations, load_observations, report_rows
-from lrpilot_service.store.schedule import build_schedule
+from lrpilot_service.store.models import DecisionRecord, Job, Tenant
+from lrpilot_service.store.observations import insert_observations, report_rows
+from lrpilot_service.store.schedule import load_schedule
+from lrpilot_service.store.tenants import check_quota, ensure_tenant, utc
 
 
 class JobRepository:
@@ -31,8 +37,11 @@ class JobRepository:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._read: sessionmaker[Session] = sessionmaker(engine, expire_on_commit=False)
+        # Reads see one snapshot (PostgreSQL's default would let a job row and its state differ).
+        reads = engine.execution_options(isolation_level="REPEATABLE READ") if _postgres(engine) else engine
+        self._read: sessionmaker[Session] = sessionmaker(reads, expire_on_commit=False)
         self._write: sessionmaker[Session] = sessionmaker(write_engine(engine), expire_on_commit=False)
+        self.access = AccessStore(engine)
 
     def close(self) -> None:
         """Release pooled connections (the database itself is untouched)."""
@@ -47,15 +56,17 @@ class JobRepository:
         """Create the job, or return the existing one when its config is the same (a resume)."""
         return self.open_job(tenant, body)[0]
 
-    def open_job(self, tenant: str, body: JobCreate) -> tuple[JobView, bool]:
-        """``create_or_attach`` that also says whether the job was created (the API's 201 vs 200)."""
+    def open_job(self, tenant: str, body: JobCreate, max_jobs: int | None = None) -> tuple[JobView, bool]:
+        """``create_or_attach`` that also says whether the job was created (the API's 201 vs 200).
+
+        ``max_jobs`` is the tenant quota unless the tenant has its own (QuotaExceeded beyond it).
+        """
         existing = retry_transaction(lambda: self._attach(tenant, body))
         if existing is not None:
             return existing, False
-        # Plan window 0 before taking any lock: the engine's first call may import for seconds.
-        state, decision = advance(body.config, None, None)
+        state, decision = advance(body.config, None, None)  # no lock held while the engine plans
         try:
-            return retry_transaction(lambda: self._insert_job(tenant, body, state, decision))
+            return retry_transaction(lambda: self._insert_job(tenant, body, state, decision, max_jobs))
         except IntegrityError:
             # Another process inserted the same (tenant, name) between our read and our insert.
             attached = retry_transaction(lambda: self._attach(tenant, body))
@@ -64,7 +75,7 @@ class JobRepository:
             return attached, False
 
     def report_window(self, tenant: str, name: str, window: int, report: WindowReport) -> Decision:
-        """The decision for ``window + 1``: computed once under the job's lock, then replayed."""
+        """The decision for ``window + 1``: computed once, stored under the job's lock, then replayed."""
         return retry_transaction(lambda: self._report(tenant, name, window, report))
 
     def get_job(self, tenant: str, name: str) -> JobView:
@@ -72,37 +83,92 @@ class JobRepository:
             return self._view(session, self._job(session, tenant, name, lock=False), tenant)
 
     def list_jobs(self, tenant: str) -> list[JobView]:
+        """Every job of the tenant, in creation order."""
+        return self.list_page(tenant)[0]
+
+    def list_page(
+        self, tenant: str, limit: int | None = None, after: int | None = None
+    ) -> tuple[list[JobView], int | None]:
+        """Up to ``limit`` jobs created after the cursor ``after``, and the cursor of the next page."""
         statement = (
             select(Job, DecisionRecord)
             .join(Tenant, Tenant.id == Job.tenant_id)
             .join(DecisionRecord, and_(DecisionRecord.job_id == Job.id, DecisionRecord.window == Job.window))
             .where(Tenant.name == tenant)
-            .options(defer(Job.state))
             .order_by(Job.id)
+            .limit(None if limit is None else limit + 1)
         )
+        if after is not None:
+            statement = statement.where(Job.id > after)
         with self._read() as session:
-            return [_job_view(job, tenant, _decision(record)) for job, record in session.execute(statement)]
+            rows = list(session.execute(statement))
+        more = limit is not None and len(rows) > limit
+        rows = rows[:limit] if more else rows
+        views = [_job_view(job, tenant, _decision(record)) for job, record in rows]
+        return views, (rows[-1][0].id if more else None)
 
-    def schedule(self, tenant: str, name: str) -> Schedule:
+    def schedule(self, tenant: str, name: str, *, from_step: int = 0, limit: int | None = None) -> Schedule:
+        """The job's schedule; with ``limit``, one page of steps from ``from_step`` on."""
         with self._read() as session:
             job = self._job(session, tenant, name, lock=False)
-            records = session.scalars(select(DecisionRecord).where(DecisionRecord.job_id == job.id))
-            decisions = {record.window: _decision(record) for record in records}
-            observations = load_observations(session, job.id)
-            return build_schedule(name, observations, decisions, summarize(job.state))
+            stages = summarize(load_state(session, job.id))
+            return load_schedule(session, job.id, name, stages, from_step, limit)
 
     def delete_job(self, tenant: str, name: str) -> None:
-        """Remove the job with its observations and decisions (the tenant stays)."""
+        """Remove the job with its observations, decisions and state (the tenant stays)."""
+        found: list[int] = []
 
         def work() -> None:
             with self._write() as session:
-                job = self._job(session, tenant, name, lock=True)
-                session.execute(delete(Observation).where(Observation.job_id == job.id))
-                session.execute(delete(DecisionRecord).where(DecisionRecord.job_id == job.id))
-                session.execute(delete(Job).where(Job.id == job.id))
+                job = self._find(session, tenant, name, lock=True)
+                if job is None:
+                    if found:  # a retry after a commit whose reply was lost: the job is gone, as asked
+                        return
+                    raise JobNotFound(tenant, name)
+                found.append(job.id)
+                lifecycle.delete_jobs(session, [job.id])
                 session.commit()
 
         retry_transaction(work)
+
+    def set_status(self, tenant: str, name: str, status: str, reason: str = "") -> JobView:
+        """The client ends the job itself (``failed``, ``done``); a later report resumes it."""
+
+        def work() -> JobView:
+            with self._write() as session:
+                job = self._job(session, tenant, name, lock=True)
+                lifecycle.set_status(session, job.id, status, reason)
+                session.commit()
+            return self.get_job(tenant, name)
+
+        return retry_transaction(work)
+
+    def mark_stale(self, stale_after_s: float) -> int:
+        """Running jobs with no report for ``stale_after_s`` become stale; returns how many."""
+
+        def work() -> int:
+            with self._write() as session:
+                count = lifecycle.mark_stale(session, stale_after_s)
+                session.commit()
+                return count
+
+        return retry_transaction(work)
+
+    def prune(self, older_than_s: float, tenant: str | None = None, statuses: list[str] | None = None) -> int:
+        """Delete jobs whose last report (or status change) is older than ``older_than_s``."""
+
+        def batch() -> int:
+            with self._write() as session:
+                ids = lifecycle.prunable(session, older_than_s, tenant, statuses)
+                if ids:
+                    lifecycle.delete_jobs(session, ids)
+                session.commit()
+                return len(ids)
+
+        deleted = 0
+        while count := retry_transaction(batch):
+            deleted += count
+        return deleted
 
     def job_counts(self) -> dict[str, int]:
         """Number of jobs per status over all tenants (for ``/metrics``)."""
@@ -111,25 +177,35 @@ class JobRepository:
             return {status: count for status, count in rows}
 
     def _report(self, tenant: str, name: str, window: int, report: WindowReport) -> Decision:
-        with self._write() as session:
-            job = self._job(session, tenant, name, lock=True)
+        with self._read() as session:
+            job = self._job(session, tenant, name, lock=False)
             if window < job.window:
                 return self._stored_decision(session, job.id, window + 1)
             if window > job.window:
                 raise WindowConflict(name, window, job.window)
-            current = self._stored_decision(session, job.id, window)
-            # ReportRejected propagates from here; leaving the block rolls the transaction back.
-            state, decision = advance(TunerConfig.model_validate(job.config), job.state, report)
-            decision = decision.model_copy(update={"job": name})
-            insert_observations(session, report_rows(job.id, window, report, current))
-            session.add(DecisionRecord(job_id=job.id, window=decision.window, decision=_dump(decision)))
+            job_id, config = job.id, TunerConfig.model_validate(job.config)
+            current = self._stored_decision(session, job_id, window)
+            state = load_state(session, job_id)
+        # ReportRejected propagates from here, before anything was written.
+        new_state, decision = advance(config, state, report)
+        decision = decision.model_copy(update={"job": name})
+        with self._write() as session:
+            locked = select(Job.window).where(Job.id == job_id).with_for_update()
+            awaited = session.scalars(locked).one_or_none()
+            if awaited is None:  # deleted meanwhile
+                raise JobNotFound(tenant, name)
+            if awaited != window:  # decided meanwhile by another process: that decision is the reply
+                return self._stored_decision(session, job_id, window + 1)
+            insert_observations(session, report_rows(job_id, window, report, current))
+            session.add(DecisionRecord(job_id=job_id, window=decision.window, decision=_dump(decision)))
+            save_state(session, job_id, new_state, state)
             session.execute(
                 update(Job)
-                .where(Job.id == job.id)
+                .where(Job.id == job_id)
                 .values(
-                    state=state,
-                    state_version=_state_version(state),
+                    state_version=_state_version(new_state),
                     status=_status(decision),
+                    status_reason=None,
                     window=decision.window,
                     steps_reported=Job.steps_reported + len(report.losses),
                     updated_at=func.now(),
@@ -144,18 +220,19 @@ class JobRepository:
             return None if job is None else self._attached(session, job, tenant, body)
 
     def _insert_job(
-        self, tenant: str, body: JobCreate, state: State, decision: Decision
+        self, tenant: str, body: JobCreate, state: State, decision: Decision, max_jobs: int | None
     ) -> tuple[JobView, bool]:
         with self._write() as session:
             existing = self._find(session, tenant, body.name, lock=True)
             if existing is not None:
                 return self._attached(session, existing, tenant, body), False
+            tenant_id = ensure_tenant(session, tenant)
+            check_quota(session, tenant_id, tenant, max_jobs)
             decision = decision.model_copy(update={"job": body.name})
             job = Job(
-                tenant_id=_ensure_tenant(session, tenant),
+                tenant_id=tenant_id,
                 name=body.name,
                 config=body.config.model_dump(mode="json"),
-                state=state,
                 state_version=_state_version(state),
                 status=_status(decision),
                 window=decision.window,
@@ -164,6 +241,7 @@ class JobRepository:
             session.add(job)
             session.flush()
             session.add(DecisionRecord(job_id=job.id, window=decision.window, decision=_dump(decision)))
+            save_state(session, job.id, state, {})
             session.flush()
             view = _job_view(job, tenant, decision)
             session.commit()
@@ -198,18 +276,15 @@ class JobRepository:
         return _decision(record)
 
 
-def open_repository(database_url: str) -> JobRepository:
+def open_repository(database_url: str, pool_size: int = DEFAULT_POOL_SIZE) -> JobRepository:
     """A repository on ``database_url`` with its schema upgraded to the newest migration."""
-    engine = create_db_engine(database_url)
+    engine = create_db_engine(database_url, pool_size=pool_size)
     upgrade_engine(engine)
     return JobRepository(engine)
 
 
-def _ensure_tenant(session: Session, name: str) -> int:
-    """The tenant's id, inserting it first if needed (safe against concurrent first jobs)."""
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    session.execute(insert(Tenant).values(name=name).on_conflict_do_nothing(index_elements=["name"]))
-    return session.scalars(select(Tenant.id).where(Tenant.name == name)).one()
+def _postgres(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"
 
 
 def _config_differences(stored: TunerConfig, given: TunerConfig) -> list[str]:
@@ -224,12 +299,13 @@ def _job_view(job: Job, tenant: str, decision: Decision) -> JobView:
     return JobView(
         name=job.name,
         tenant=tenant,
-        status="done" if job.status == "done" else "running",
+        status=job.status,  # type: ignore[arg-type]  # the check constraint holds it to JobStatus
         config=TunerConfig.model_validate(job.config),
         decision=decision,
         steps_reported=job.steps_reported,
-        created_at=_utc(job.created_at),
-        updated_at=_utc(job.updated_at),
+        created_at=utc(job.created_at),
+        updated_at=utc(job.updated_at),
+        reason=job.status_reason,
     )
 
 
@@ -247,8 +323,3 @@ def _status(decision: Decision) -> str:
 
 def _state_version(state: State) -> int:
     return state["version"]
-
-
-def _utc(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; the database clock (CURRENT_TIMESTAMP) is UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -1,4 +1,8 @@
-"""Operational endpoints: ``/healthz`` for orchestrators, ``/metrics`` for Prometheus."""
+"""Operational endpoints: ``/healthz`` for orchestrators (open), ``/metrics`` for Prometheus.
+
+``/metrics`` needs a token when auth is required (Prometheus sends one with ``authorization``);
+``/healthz`` says only "the database answers", so a load balancer can probe it without one.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import logging
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from lrpilot_service.api.deps import AppMetrics, Repository
+from lrpilot_service.api.deps import AppMetrics, AuthenticatedCaller, Repository
 
 router = APIRouter(tags=["operations"])
 logger = logging.getLogger(__name__)
@@ -26,6 +30,6 @@ def healthz(repository: Repository) -> JSONResponse:
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
-def metrics(repository: Repository, registry: AppMetrics) -> PlainTextResponse:
+def metrics(repository: Repository, registry: AppMetrics, _: AuthenticatedCaller) -> PlainTextResponse:
     text = registry.render(repository.job_counts())
     return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -63,6 +63,10 @@ def overhead(now: bool, workloads: list[str]) -> dict[str, Any] | None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (1 when a machinery check fails)."""
+    if argv is not None and "--load" in argv:  # the service load benchmark: bench/load.py
+        from bench.load import main as load_main
+
+        return load_main([arg for arg in argv if arg != "--load"])
     args = parse(argv)
     names = [n.strip() for n in args.workloads.split(",") if n.strip()]
     unknown = [n for n in names if n not in WORKLOADS]

@@ -142,7 +142,9 @@ def test_window_conflict_resyncs_at_once() -> None:
 
 def test_close_in_fallback_reports_nothing_lost_when_service_is_back(tmp_path: Path) -> None:
     down = {"on": False}
-    transport = ScriptedTransport(PLAN, fail=lambda call: ServiceUnavailableError("x") if down["on"] else None)
+    transport = ScriptedTransport(
+        PLAN, fail=lambda call: ServiceUnavailableError("x") if down["on"] else None
+    )
     tuner = quick(Tuner("j", transport=transport, retry_deadline_s=0, spool_dir=tmp_path))
     train(tuner, range(5))
     down["on"] = True

@@ -9,13 +9,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lrpilot.protocol import JobCreate, TunerConfig, WindowReport
+from lrpilot.testing import make_decision
 from lrpilot_service.store import JobRepository
 from lrpilot_service.store.models import Job
 from lrpilot_service.store.observations import (
     decode_float,
-    encode_floats,
     insert_observations,
     load_observations,
+    report_columns,
 )
 from lrpilot_service.store.types import box_non_finite, unbox_non_finite
 
@@ -37,8 +38,9 @@ def _job_id(repository: JobRepository, name: str) -> int:
 def test_first_write_wins(repository: JobRepository) -> None:
     repository.create_or_attach("default", JobCreate(name="run", config=CONFIG))
     job_id = _job_id(repository, "run")
-    first = [{"job_id": job_id, "step": s, "window": 0, **encode_floats({"loss": 1.0 + s})} for s in range(3)]
-    later = [{"job_id": job_id, "step": s, "window": 5, **encode_floats({"loss": 9.0})} for s in range(1, 5)]
+    planned = make_decision(steps=10)
+    first = report_columns(job_id, 0, WindowReport(start_step=0, losses=[1.0, 2.0, 3.0]), planned)
+    later = report_columns(job_id, 5, WindowReport(start_step=1, losses=[9.0] * 4), planned)
     with Session(repository.engine) as session:
         insert_observations(session, first)
         session.commit()

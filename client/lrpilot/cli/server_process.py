@@ -58,8 +58,12 @@ class ServerProcess:
         *,
         log_path: str | os.PathLike[str] | None = None,
         startup_timeout_s: float = 60.0,
+        workers: int = 1,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.database_url = database_url
+        self.workers = workers
+        self.env = env or {}
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(log_path) if log_path is not None else None
@@ -69,7 +73,8 @@ class ServerProcess:
     def start(self) -> ServerProcess:
         command = [sys.executable, "-m", "lrpilot", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
         command += ["--database-url", self.database_url, "--log-level", "warning"]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        command += ["--workers", str(self.workers)]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         if self.log_path is None:
             self.process = subprocess.Popen(
                 command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, env=env

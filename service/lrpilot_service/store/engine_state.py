@@ -10,17 +10,20 @@ change its format freely: a key it stops using is deleted, a new one inserted.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import Table, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from lrpilot_service.store.models import JobState
 
+#: Core statements on the table (not the ORM entity): a decision pays no ORM bulk machinery.
+_TABLE = cast(Table, JobState.__table__)
+
 
 def load_state(session: Session, job_id: int) -> dict[str, Any]:
-    rows = session.execute(select(JobState.key, JobState.value).where(JobState.job_id == job_id))
+    rows = session.connection().execute(select(_TABLE.c.key, _TABLE.c.value).where(_TABLE.c.job_id == job_id))
     return {key: value for key, value in rows}
 
 
@@ -31,17 +34,17 @@ def save_state(session: Session, job_id: int, new: Mapping[str, Any], old: Mappi
         for key, value in new.items()
         if old.get(key, _MISSING) != value
     ]
-    if changed:
-        insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-        statement = insert(JobState).values(changed)
-        session.execute(
-            statement.on_conflict_do_update(
-                index_elements=["job_id", "key"], set_={"value": statement.excluded.value}
-            )
+    connection = session.connection()
+    if changed:  # one prepared upsert, executed for the few changed keys
+        insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+        statement = insert(_TABLE)
+        upsert = statement.on_conflict_do_update(
+            index_elements=["job_id", "key"], set_={"value": statement.excluded.value}
         )
+        connection.execute(upsert, changed)
     gone = [key for key in old if key not in new]
     if gone:
-        session.execute(delete(JobState).where(JobState.job_id == job_id, JobState.key.in_(gone)))
+        connection.execute(delete(_TABLE).where(_TABLE.c.job_id == job_id, _TABLE.c.key.in_(gone)))
 
 
 _MISSING = object()

@@ -12,9 +12,9 @@ of the report before it, and observations keep their first write.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, and_, func, select, text, update
+from sqlalchemy import Engine, Select, Table, and_, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -22,12 +22,18 @@ from lrpilot.protocol import Decision, JobCreate, JobView, Schedule, TunerConfig
 from lrpilot_service.engine import State, advance, summarize
 from lrpilot_service.store import lifecycle
 from lrpilot_service.store.access import AccessStore
-from lrpilot_service.store.db import DEFAULT_POOL_SIZE, create_db_engine, retry_transaction, write_engine
+from lrpilot_service.store.db import (
+    DEFAULT_POOL_SIZE,
+    WRITE_OPTION,
+    create_db_engine,
+    retry_transaction,
+    write_engine,
+)
 from lrpilot_service.store.engine_state import load_state, save_state
 from lrpilot_service.store.errors import JobConflict, JobNotFound, WindowConflict
 from lrpilot_service.store.migrate import upgrade_engine
 from lrpilot_service.store.models import DecisionRecord, Job, Tenant
-from lrpilot_service.store.observations import insert_observations, report_rows
+from lrpilot_service.store.observations import insert_observations, report_columns
 from lrpilot_service.store.schedule import load_schedule
 from lrpilot_service.store.tenants import check_quota, ensure_tenant, utc
 
@@ -38,8 +44,10 @@ class JobRepository:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         # Reads see one snapshot (PostgreSQL's default would let a job row and its state differ).
-        reads = engine.execution_options(isolation_level="REPEATABLE READ") if _postgres(engine) else engine
-        self._read: sessionmaker[Session] = sessionmaker(reads, expire_on_commit=False)
+        self._reads = (
+            engine.execution_options(isolation_level="REPEATABLE READ") if _postgres(engine) else engine
+        )
+        self._read: sessionmaker[Session] = sessionmaker(self._reads, expire_on_commit=False)
         self._write: sessionmaker[Session] = sessionmaker(write_engine(engine), expire_on_commit=False)
         self.access = AccessStore(engine)
 
@@ -177,42 +185,66 @@ class JobRepository:
             return {status: count for status, count in rows}
 
     def _report(self, tenant: str, name: str, window: int, report: WindowReport) -> Decision:
-        with self._read() as session:
-            job = self._job(session, tenant, name, lock=False)
-            if window < job.window:
-                return self._stored_decision(session, job.id, window + 1)
-            if window > job.window:
-                raise WindowConflict(name, window, job.window)
-            job_id, config = job.id, TunerConfig.model_validate(job.config)
-            current = self._stored_decision(session, job_id, window)
-            state = load_state(session, job_id)
-        # ReportRejected propagates from here, before anything was written.
-        new_state, decision = advance(config, state, report)
-        decision = decision.model_copy(update={"job": name})
-        with self._write() as session:
-            locked = select(Job.window).where(Job.id == job_id).with_for_update()
-            awaited = session.scalars(locked).one_or_none()
-            if awaited is None:  # deleted meanwhile
-                raise JobNotFound(tenant, name)
-            if awaited != window:  # decided meanwhile by another process: that decision is the reply
-                return self._stored_decision(session, job_id, window + 1)
-            insert_observations(session, report_rows(job_id, window, report, current))
-            session.add(DecisionRecord(job_id=job_id, window=decision.window, decision=_dump(decision)))
-            save_state(session, job_id, new_state, state)
-            session.execute(
-                update(Job)
-                .where(Job.id == job_id)
-                .values(
-                    state_version=_state_version(new_state),
-                    status=_status(decision),
-                    status_reason=None,
-                    window=decision.window,
-                    steps_reported=Job.steps_reported + len(report.losses),
-                    updated_at=func.now(),
+        # One connection (one checkout, one pre-ping) for both transactions; no lock between them.
+        with self._reads.connect() as connection:
+            with Session(connection) as session:
+                row = session.execute(self._awaited(tenant, name)).one_or_none()
+                if row is None:
+                    raise JobNotFound(tenant, name)
+                job_id, awaited, stored_config, current = row
+                if window < awaited:
+                    return self._stored_decision(session, job_id, window + 1)
+                if window > awaited:
+                    raise WindowConflict(name, window, awaited)
+                state = load_state(session, job_id)
+            # The engine thinks with no transaction open; ReportRejected propagates before any write.
+            new_state, decision = advance(TunerConfig.model_validate(stored_config), state, report)
+            decision = decision.model_copy(update={"job": name})
+            connection.execution_options(**{WRITE_OPTION: True})  # SQLite: BEGIN IMMEDIATE from here on
+            with Session(connection) as session:
+                if not self._claim(session, job_id, window, decision, new_state, len(report.losses)):
+                    session.rollback()  # decided meanwhile by another process: its decision is the reply
+                    return self._stored_decision(session, job_id, window + 1)
+                columns = report_columns(job_id, window, report, Decision.model_validate(current))
+                insert_observations(session, columns)
+                session.execute(
+                    insert(DecisionRecord).values(
+                        job_id=job_id, window=decision.window, decision=_dump(decision)
+                    )
                 )
+                save_state(session, job_id, new_state, state)
+                session.commit()
+                return decision
+
+    @staticmethod
+    def _claim(
+        session: Session, job_id: int, window: int, decision: Decision, state: State, steps: int
+    ) -> bool:
+        """Move the job past ``window`` if it still awaits it: the row lock and the check in one statement."""
+        jobs = _JOBS.c
+        claimed = session.connection().execute(
+            update(_JOBS)
+            .where(jobs.id == job_id, jobs.awaited_window == window)
+            .values(
+                state_version=_state_version(state),
+                status=_status(decision),
+                status_reason=None,
+                awaited_window=decision.window,
+                steps_reported=jobs.steps_reported + steps,
+                updated_at=func.now(),
             )
-            session.commit()
-            return decision
+        )
+        return claimed.rowcount == 1
+
+    @staticmethod
+    def _awaited(tenant: str, name: str) -> Select[tuple[int, int, Any, Any]]:
+        """The job's id, awaited window, config and awaited decision, in one query."""
+        return (
+            select(Job.id, Job.window, Job.config, DecisionRecord.decision)
+            .join(Tenant, Tenant.id == Job.tenant_id)
+            .join(DecisionRecord, and_(DecisionRecord.job_id == Job.id, DecisionRecord.window == Job.window))
+            .where(Tenant.name == tenant, Job.name == name)
+        )
 
     def _attach(self, tenant: str, body: JobCreate) -> JobView | None:
         with self._read() as session:
@@ -274,6 +306,10 @@ class JobRepository:
         if record is None:
             raise LookupError(f"job {job_id} has no stored decision for window {window}")
         return _decision(record)
+
+
+_JOBS = cast(Table, Job.__table__)
+_DECISIONS = cast(Table, DecisionRecord.__table__)
 
 
 def open_repository(database_url: str, pool_size: int = DEFAULT_POOL_SIZE) -> JobRepository:

@@ -15,9 +15,9 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from lrpilot_service.api.deps import SESSION_COOKIE, get_repository
+from lrpilot_service.api.deps import SESSION_COOKIE
 from lrpilot_service.api.ratelimit import RateLimiter
-from lrpilot_service.store import AuthenticationFailed
+from lrpilot_service.store import AuthenticationFailed, JobRepository
 
 router = APIRouter(include_in_schema=False)
 SESSION_MAX_AGE_S = 12 * 3600
@@ -57,7 +57,8 @@ async def login(request: Request) -> Response:
     limiter: RateLimiter = request.app.state.rate_limiter
     limiter.check(("login", request.client.host if request.client else ""))
     try:
-        await run_in_threadpool(get_repository(request).access.authenticate, token)
+        repository: JobRepository = request.app.state.repository
+        await run_in_threadpool(repository.access.authenticate, token)
     except AuthenticationFailed as error:
         return _page(next_path, str(error), status_code=401)
     response = RedirectResponse(_safe_next(next_path), status_code=303)

@@ -6,13 +6,8 @@ exactly once (one decision row), and every client gets that same decision back.
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-import socket
 import threading
-import traceback
 from collections.abc import Iterator
-from multiprocessing.process import BaseProcess
 from typing import Any
 
 import httpx
@@ -20,65 +15,24 @@ import pytest
 from sqlalchemy import func, select
 
 import lrpilot_service.api.app  # noqa: F401  (imported here so forked servers start warm)
-from lrpilot.cli.server_process import wait_healthy
-from lrpilot_service.api.serve import run
 from lrpilot_service.store.db import create_db_engine
 from lrpilot_service.store.models import DecisionRecord, Job, Observation
+from tests.e2e.forked import free_ports, healthy, start
 
 CONFIG = {"total_steps": 2000, "search": "space_filling"}
 WINDOWS = 4
 CLIENTS = 6
 
 
-def _free_ports(count: int) -> list[int]:
-    """Distinct free ports: every socket stays bound until all are chosen, so none repeats."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def _serve(database_url: str, port: int) -> None:
-    """A forked child's life: serve until SIGTERM, then leave without running the parent's finalizers."""
-    # os._exit, not return: e.g. the parent's pooled PostgreSQL sockets must not be closed from here.
-    try:
-        run(host="127.0.0.1", port=port, database_url=database_url, workers=1, log_level="warning")
-    except BaseException:
-        traceback.print_exc()  # a failed start must say why, and exit non-zero
-        os._exit(1)
-    os._exit(0)
-
-
-def _start(database_url: str, port: int) -> BaseProcess:
-    # Forked, not spawned: the children inherit the already imported service (seconds saved each),
-    # yet each is its own process with its own connection pool, as with `lrpilot serve` twice.
-    process = multiprocessing.get_context("fork").Process(
-        target=_serve, args=(database_url, port), daemon=True
-    )
-    process.start()
-    return process
-
-
-def _wait_healthy(url: str, process: BaseProcess, timeout: float = 60.0) -> None:
-    try:
-        wait_healthy(url, lambda: None if process.is_alive() else process.exitcode, timeout)
-    except (RuntimeError, TimeoutError) as exc:
-        pytest.fail(f"{exc} (its log is in the captured output)")
-
-
 @pytest.fixture
 def servers(database_url: str) -> Iterator[list[str]]:
     """Two service processes on the same (not yet migrated) database: they also race to migrate."""
-    ports = _free_ports(2)
-    processes = [_start(database_url, port) for port in ports]
+    ports = free_ports(2)
+    processes = [start(database_url, port) for port in ports]
     urls = [f"http://127.0.0.1:{port}" for port in ports]
     try:
         for url, process in zip(urls, processes, strict=True):
-            _wait_healthy(url, process)
+            healthy(url, process)
         yield urls
     finally:
         for process in processes:

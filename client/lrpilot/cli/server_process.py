@@ -60,10 +60,12 @@ class ServerProcess:
         startup_timeout_s: float = 60.0,
         workers: int = 1,
         env: dict[str, str] | None = None,
+        log_level: str = "warning",
     ) -> None:
         self.database_url = database_url
         self.workers = workers
         self.env = env or {}
+        self.log_level = log_level
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(log_path) if log_path is not None else None
@@ -72,7 +74,7 @@ class ServerProcess:
 
     def start(self) -> ServerProcess:
         command = [sys.executable, "-m", "lrpilot", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
-        command += ["--database-url", self.database_url, "--log-level", "warning"]
+        command += ["--database-url", self.database_url, "--log-level", self.log_level]
         command += ["--workers", str(self.workers)]
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         if self.log_path is None:

@@ -91,8 +91,12 @@ class AccessStore:
         statement = select(Token, Tenant.name).join(Tenant, Tenant.id == Token.tenant_id).order_by(Token.id)
         if tenant is not None:
             statement = statement.where(Tenant.name == tenant)
-        with self._read() as session:
-            return [_info(token, name) for token, name in session.execute(statement)]
+
+        def read() -> list[TokenInfo]:
+            with self._read() as session:
+                return [_info(token, name) for token, name in session.execute(statement)]
+
+        return retry_transaction(read)
 
     def revoke_token(self, token_id: int) -> TokenInfo:
         """Revoke at once (idempotent: revoking twice keeps the first revocation time)."""
@@ -142,17 +146,21 @@ class AccessStore:
             .outerjoin(tokens, tokens.c.tenant_id == Tenant.id)
             .order_by(Tenant.id)
         )
-        with self._read() as session:
-            return [
-                TenantInfo(
-                    name=tenant.name,
-                    max_jobs=tenant.max_jobs,
-                    jobs=job_count,
-                    tokens=token_count,
-                    created_at=utc(tenant.created_at),
-                )
-                for tenant, job_count, token_count in session.execute(statement)
-            ]
+
+        def read() -> list[TenantInfo]:
+            with self._read() as session:
+                return [
+                    TenantInfo(
+                        name=tenant.name,
+                        max_jobs=tenant.max_jobs,
+                        jobs=job_count,
+                        tokens=token_count,
+                        created_at=utc(tenant.created_at),
+                    )
+                    for tenant, job_count, token_count in session.execute(statement)
+                ]
+
+        return retry_transaction(read)
 
 
 def _info(token: Token, tenant: str) -> TokenInfo:

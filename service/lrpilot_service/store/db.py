@@ -31,7 +31,7 @@ SQLITE_BUSY_TIMEOUT_S = 30.0
 #: A whole transaction is retried this way when it lost a deadlock or a serialization race, or its
 #: connection was dropped (a restarted or failed-over server, ``pg_terminate_backend``). Every
 #: transaction of the repository is safe to run twice: a report that did commit is found decided.
-TRANSACTION_RETRY = RetryPolicy(deadline_s=5.0, attempts=12, first_wait_s=0.01, max_wait_s=0.5)
+TRANSACTION_RETRY = RetryPolicy(deadline_s=5.0, first_wait_s=0.01, max_wait_s=0.25)
 #: SQLSTATEs a retry cures: serialization failure, deadlock, and a server shutting a session down.
 _RETRY_SQLSTATES = frozenset({"40001", "40P01", "57P01", "57P02", "57P03"})
 #: Switching a new file to WAL waits out other processes doing the same, up to the busy timeout.

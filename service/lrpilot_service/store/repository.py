@@ -87,8 +87,11 @@ class JobRepository:
         return retry_transaction(lambda: self._report(tenant, name, window, report))
 
     def get_job(self, tenant: str, name: str) -> JobView:
-        with self._read() as session:
-            return self._view(session, self._job(session, tenant, name, lock=False), tenant)
+        def read() -> JobView:
+            with self._read() as session:
+                return self._view(session, self._job(session, tenant, name, lock=False), tenant)
+
+        return retry_transaction(read)
 
     def list_jobs(self, tenant: str) -> list[JobView]:
         """Every job of the tenant, in creation order."""
@@ -108,8 +111,12 @@ class JobRepository:
         )
         if after is not None:
             statement = statement.where(Job.id > after)
-        with self._read() as session:
-            rows = list(session.execute(statement))
+
+        def read() -> list[Any]:
+            with self._read() as session:
+                return list(session.execute(statement))
+
+        rows = retry_transaction(read)
         more = limit is not None and len(rows) > limit
         rows = rows[:limit] if more else rows
         views = [_job_view(job, tenant, _decision(record)) for job, record in rows]
@@ -117,10 +124,14 @@ class JobRepository:
 
     def schedule(self, tenant: str, name: str, *, from_step: int = 0, limit: int | None = None) -> Schedule:
         """The job's schedule; with ``limit``, one page of steps from ``from_step`` on."""
-        with self._read() as session:
-            job = self._job(session, tenant, name, lock=False)
-            stages = summarize(load_state(session, job.id))
-            return load_schedule(session, job.id, name, stages, from_step, limit)
+
+        def read() -> Schedule:
+            with self._read() as session:
+                job = self._job(session, tenant, name, lock=False)
+                stages = summarize(load_state(session, job.id))
+                return load_schedule(session, job.id, name, stages, from_step, limit)
+
+        return retry_transaction(read)
 
     def delete_job(self, tenant: str, name: str) -> None:
         """Remove the job with its observations, decisions and state (the tenant stays)."""
@@ -180,9 +191,13 @@ class JobRepository:
 
     def job_counts(self) -> dict[str, int]:
         """Number of jobs per status over all tenants (for ``/metrics``)."""
-        with self._read() as session:
-            rows = session.execute(select(Job.status, func.count()).group_by(Job.status))
-            return {status: count for status, count in rows}
+
+        def read() -> dict[str, int]:
+            with self._read() as session:
+                rows = session.execute(select(Job.status, func.count()).group_by(Job.status))
+                return {status: count for status, count in rows}
+
+        return retry_transaction(read)
 
     def _report(self, tenant: str, name: str, window: int, report: WindowReport) -> Decision:
         # One connection (one checkout, one pre-ping) for both transactions; no lock between them.

@@ -91,3 +91,49 @@ def test_concurrent_first_upgrades_of_one_sqlite_file_all_succeed(tmp_path: Path
         for child in children:
             child.join(60)
         assert [c.exitcode for c in children] == [0, 0], f"round {round_}: a concurrent upgrade failed"
+
+
+def test_upgrade_from_0001_keeps_every_row_moves_states_and_renames_bad_names(database_url: str) -> None:
+    import json
+
+    from sqlalchemy import text
+
+    engine = create_db_engine(database_url)
+    try:
+        upgrade_engine(engine, "0001")
+        state = {"version": 1, "window": 2, "stages": [{"stage": 0}], "recent_losses": [1.5, 2.5]}
+        with engine.begin() as connection:
+            connection.execute(text("INSERT INTO tenants (id, name) VALUES (1, 't')"))
+            for job_id, name in ((1, "team/run"), (2, "team:run"), (3, "a..b")):
+                connection.execute(
+                    text(
+                        "INSERT INTO jobs (id, tenant_id, name, config, state, state_version, status, awaited_window, "
+                        "steps_reported) VALUES (:id, 1, :name, '{}', :state, 1, 'running', 2, 3)"
+                    ),
+                    {"id": job_id, "name": name, "state": json.dumps(state)},
+                )
+                connection.execute(
+                    text(
+                        "INSERT INTO observations (job_id, step, window_index, loss) VALUES (:id, 0, 0, 1.0)"
+                    ),
+                    {"id": job_id},
+                )
+                connection.execute(
+                    text("INSERT INTO decisions (job_id, window_index, decision) VALUES (:id, 0, '{}')"),
+                    {"id": job_id},
+                )
+        upgrade_engine(engine)
+        with engine.connect() as connection:
+            names = dict(connection.execute(text("SELECT id, name FROM jobs")).all())
+            counts = [
+                connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+                for table in ("observations", "decisions")
+            ]
+            moved = dict(connection.execute(text("SELECT key, value FROM job_states WHERE job_id = 1")).all())
+        assert names == {1: "team:run-1", 2: "team:run", 3: "a.b"}  # taken names get their id
+        assert counts == [3, 3]  # SQLite's table copy must not cascade-delete the children
+        assert {key: json.loads(v) if isinstance(v, str) else v for key, v in moved.items()} == state
+        with engine.begin() as connection:  # the new statuses are allowed
+            connection.execute(text("UPDATE jobs SET status = 'stale' WHERE id = 1"))
+    finally:
+        engine.dispose()

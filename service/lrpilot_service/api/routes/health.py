@@ -11,13 +11,14 @@ import logging
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from lrpilot.protocol import ErrorBody
 from lrpilot_service.api.deps import AppMetrics, AuthenticatedCaller, Repository
 
 router = APIRouter(tags=["operations"])
 logger = logging.getLogger(__name__)
 
 
-@router.get("/healthz")
+@router.get("/healthz", responses={503: {"description": "The database does not answer."}})
 def healthz(repository: Repository) -> JSONResponse:
     """200 when the database answers; 503 otherwise, so a load balancer stops sending traffic."""
     try:
@@ -29,7 +30,11 @@ def healthz(repository: Repository) -> JSONResponse:
     return JSONResponse({"status": "ok", "database": "ok"})
 
 
-@router.get("/metrics", response_class=PlainTextResponse)
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    responses={code: {"model": ErrorBody} for code in (401, 429, 503)},
+)
 def metrics(repository: Repository, registry: AppMetrics, _: AuthenticatedCaller) -> PlainTextResponse:
     text = registry.render(repository.job_counts())
     return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")

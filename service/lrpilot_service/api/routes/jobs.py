@@ -46,7 +46,11 @@ _STATUSES = rf"^{_STATUS}(,{_STATUS})*$"
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses={200: {"model": JobView, "description": "Re-attached: the job exists with this config."}},
+)
 def create_or_attach(
     body: JobCreate, repository: Repository, response: Response, tenant: CallerTenant, settings: AppSettings
 ) -> JobView:

@@ -116,3 +116,94 @@ def test_make_transport_prefers_url_then_env(monkeypatch: pytest.MonkeyPatch, tm
     assert type(embedded).__name__ == "EmbeddedTransport"
     assert getattr(embedded, "database_url", "").endswith("env.db")
     embedded.close()
+
+
+def test_the_token_travels_as_a_bearer_header_and_auth_errors_are_typed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from lrpilot.errors import AuthenticationError, PermissionDeniedError, TooManyRequestsError
+
+    seen: list[httpx.Request] = []
+    answers = iter(
+        [
+            httpx.Response(401, json={"detail": "the bearer token is revoked"}),
+            httpx.Response(403, json={"detail": "needs an admin token"}),
+            httpx.Response(429, json={"detail": "rate limit"}, headers={"Retry-After": "3"}),
+        ]
+    )
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return next(answers)
+
+    monkeypatch.setenv("LRPILOT_TOKEN", "lrp_from_env")
+    client = httpx.Client(base_url="http://lrpilot.test", transport=httpx.MockTransport(handler))
+    http = HttpTransport("http://lrpilot.test", retry=RetryPolicy(attempts=1), client=client)
+    report = WindowReport(start_step=0, losses=[1.0])
+    for error in (AuthenticationError, PermissionDeniedError):
+        with pytest.raises(error):
+            http.report_window("x", 0, report)
+    with pytest.raises(TooManyRequestsError) as limited:
+        http.report_window("x", 0, report)
+    assert limited.value.retry_after_s == 3.0 and isinstance(limited.value, ServiceUnavailableError)
+    assert {r.headers["authorization"] for r in seen} == {"Bearer lrp_from_env"}
+    assert all("x-lrpilot-tenant" not in r.headers for r in seen)  # the token names the tenant
+    assert all("lrp_from_env" not in str(r.url) for r in seen)
+
+
+def test_a_retry_waits_at_least_the_retry_after_the_service_asked_for() -> None:
+    outcomes = [httpx.Response(503, json={"detail": "busy"}, headers={"Retry-After": "2"})]
+    outcomes.append(httpx.Response(200, content=DECISION.model_dump_json()))
+    waits: list[float] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return outcomes.pop(0)
+
+    policy = RetryPolicy(deadline_s=30, first_wait_s=0.001)
+    client = httpx.Client(base_url="http://lrpilot.test", transport=httpx.MockTransport(handler))
+    http = HttpTransport("http://lrpilot.test", retry=policy, client=client)
+    result = policy.call(
+        lambda: HttpTransport._send_once(http, "POST", "/v1/jobs/x/windows/0", None, None),
+        lambda error: isinstance(error, ServiceUnavailableError),
+        sleep=waits.append,
+    )
+    assert result.status_code == 200 and waits == [2.0]
+
+
+def test_job_lists_and_schedules_are_read_page_by_page() -> None:
+    from datetime import UTC, datetime
+
+    from lrpilot.protocol import JobPage, JobView, Schedule, ScheduleStep, TunerConfig
+
+    now = datetime.now(UTC)
+    view = JobView(
+        name="a", tenant="t", status="running", config=TunerConfig(), decision=DECISION, steps_reported=0,
+        created_at=now, updated_at=now,
+    )  # fmt: skip
+
+    def step(i: int) -> ScheduleStep:
+        return ScheduleStep(step=i, lr=0.1, loss=1.0, window=0, phase="exploit", stage=0)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/jobs":
+            after = request.url.params.get("after")
+            page = (
+                JobPage(jobs=[view], next="7")
+                if after is None
+                else JobPage(jobs=[view.model_copy(update={"name": "b"})])
+            )
+            return httpx.Response(200, content=page.model_dump_json())
+        start = int(request.url.params.get("from_step", 0))
+        more = start == 0
+        schedule = Schedule(
+            job="a",
+            steps=[step(start), step(start + 1)],
+            stages=[],
+            search_share=0.5,
+            next_step=2 if more else None,
+        )
+        return httpx.Response(200, content=schedule.model_dump_json())
+
+    http = transport(httpx.MockTransport(handler))
+    assert [job.name for job in http.list_jobs()] == ["a", "b"]
+    assert [s.step for s in http.schedule("a").steps] == [0, 1, 2, 3]

@@ -107,8 +107,9 @@ def test_upgrade_from_0001_keeps_every_row_moves_states_and_renames_bad_names(da
             for job_id, name in ((1, "team/run"), (2, "team:run"), (3, "a..b")):
                 connection.execute(
                     text(
-                        "INSERT INTO jobs (id, tenant_id, name, config, state, state_version, status, awaited_window, "
-                        "steps_reported) VALUES (:id, 1, :name, '{}', :state, 1, 'running', 2, 3)"
+                        "INSERT INTO jobs (id, tenant_id, name, config, state, state_version, status, "
+                        "awaited_window, steps_reported) "
+                        "VALUES (:id, 1, :name, '{}', :state, 1, 'running', 2, 3)"
                     ),
                     {"id": job_id, "name": name, "state": json.dumps(state)},
                 )

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from lrpilot.admin_protocol import TenantInfo, TenantUpdate, TokenCreate, TokenCreated, TokenInfo
 from lrpilot.cli.tables import render
 from lrpilot.transport import HttpTransport
+
+_T = TypeVar("_T")
 
 
 def register(sub: Any) -> None:
@@ -59,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
             created = admin.create_token(TokenCreate(tenant=args.tenant, admin=args.admin, label=args.label))
             kind = "admin token" if created.admin else "token"
             print(
-                f"created {kind} {created.id} for tenant {created.tenant!r}; keep it now, it is not shown again:"
+                f"created {kind} {created.id} for tenant {created.tenant!r} (shown once, keep it now):"
             )
             print(created.token)
         elif args.command == "tokens" and args.tokens_command == "list":
@@ -106,7 +109,7 @@ class _Admin:
     def revoke_token(self, token_id: int) -> TokenInfo:
         if self._http is not None:
             return TokenInfo.model_validate(self._http.request("DELETE", f"/v1/admin/tokens/{token_id}"))
-        return self._access.revoke_token(token_id)
+        return self._guard(lambda: self._access.revoke_token(token_id))
 
     def list_tenants(self) -> list[TenantInfo]:
         if self._http is not None:
@@ -117,6 +120,15 @@ class _Admin:
         if self._http is not None:
             return TenantInfo.model_validate(self._http.request("PUT", f"/v1/admin/tenants/{name}", body))
         return self._access.set_tenant(name, body.max_jobs)
+
+    def _guard(self, call: Callable[[], _T]) -> _T:
+        """The store's refusals as the client's typed errors, as over HTTP (the one error map)."""
+        from lrpilot_service.errors import SERVICE_ERRORS, client_error
+
+        try:
+            return call()
+        except SERVICE_ERRORS as exc:
+            raise client_error(exc) from exc
 
     def close(self) -> None:
         if self._http is not None:

@@ -64,6 +64,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--spread", type=int, default=40_000, help="warmups of 0..SPREAD steps (0: all search first)"
     )
     p.add_argument("--no-auth", action="store_true", help="serve without tokens (tenant header instead)")
+    p.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment of the service only (e.g. PYTHONPATH of another checkout, to compare)",
+    )
     p.add_argument("--admin-url", default=ADMIN_URL, help="PostgreSQL database to create the test one from")
     return p.parse_args(argv)
 
@@ -313,7 +320,7 @@ def report(workers: int, args: argparse.Namespace, results: Results, checks: dic
     if results.all_decisions:
         per = {name: seconds / results.all_decisions * 1e3 for name, seconds in results.cpu_s.items()}
         print(
-            f"  CPU per decision (all {results.all_decisions}, with ramp-up): service {per['service']:.1f} ms, "
+            f"  CPU per decision ({results.all_decisions}, ramp-up too): service {per['service']:.1f} ms, "
             f"PostgreSQL {per['postgres']:.1f} ms (every postgres process: an upper bound); load average "
             f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
         )
@@ -329,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
                 [None] * tenants if args.no_auth else make_tokens(database_url, tenants)
             )
             env = {"LRPILOT_AUTH": "off" if args.no_auth else "required"}
+            env.update(item.split("=", 1) for item in args.server_env)
             with ServerProcess(database_url, workers=workers, env=env) as server:
                 assert server.process is not None
                 before = cpu_snapshot(server.process.pid)

@@ -214,8 +214,9 @@ class Tuner(DecisionFollower):
     def close(self, status: Literal["done", "failed"] | None = None, reason: str = "") -> None:
         """Report what is left (a short window is fine) and release the transport.
 
-        The report is retried for ``retry_deadline_s``; if the service is still away, the steps are
-        saved to the spool (lrpilot.spool) and the next ``Tuner`` of this job replays them. With
+        The report is retried for ``retry_deadline_s`` (``fallback_policy.attach_wait_s`` if the
+        service never answered in the whole run); if it is still away, the steps are saved to the
+        spool (lrpilot.spool) and the next ``Tuner`` of this job replays them. With
         ``status``, the job is marked ``failed`` (the run crashed) or ``done`` (it stopped early).
         """
         if self._closed:
@@ -244,8 +245,10 @@ class Tuner(DecisionFollower):
     def _flush(self) -> None:
         """At close: deliver the buffer within the deadline, else keep it in the spool."""
         count = len(self._buffer)
+        # A service never reached in the whole run is likely a wrong URL: no long wait at the end.
+        deadline = self.retry_deadline_s if self._attached else self.fallback_policy.attach_wait_s
         try:
-            self._with_deadline(self._deliver)
+            RetryPolicy(deadline_s=deadline).call(self._deliver, is_transient)
         except ReplayImpossible as exc:
             log.warning("lrpilot: %d steps of job %r could not be reported: %s", count, self.job, exc)
         except LrpilotError as exc:

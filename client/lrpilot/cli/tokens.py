@@ -61,9 +61,7 @@ def run(args: argparse.Namespace) -> int:
         if args.command == "tokens" and args.tokens_command == "create":
             created = admin.create_token(TokenCreate(tenant=args.tenant, admin=args.admin, label=args.label))
             kind = "admin token" if created.admin else "token"
-            print(
-                f"created {kind} {created.id} for tenant {created.tenant!r} (shown once, keep it now):"
-            )
+            print(f"created {kind} {created.id} for tenant {created.tenant!r} (shown once, keep it now):")
             print(created.token)
         elif args.command == "tokens" and args.tokens_command == "list":
             print(_tokens_table(admin.list_tokens(args.tenant)))

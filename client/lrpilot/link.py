@@ -97,6 +97,11 @@ class ServiceLink:
         count = len(spooled)
         try:
             decision = replay(self.transport, self.create, spooled, log_stale)
+        except ServiceUnavailableError as exc:  # gone again: the file stays for the next attach
+            log.warning(
+                "lrpilot: %d unreported steps in %s wait for the service (%s)", count, self.spool.path, exc
+            )
+            return None
         except ReplayImpossible as exc:
             log.error(
                 "lrpilot: %d unreported steps in %s cannot be replayed (%s)", count, self.spool.path, exc

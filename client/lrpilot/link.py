@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import TypeVar
 
 from lrpilot.errors import LrpilotError, ServiceUnavailableError
 from lrpilot.fallback import FallbackPolicy, Prober, ReplayImpossible, replay
@@ -22,6 +23,7 @@ from lrpilot.transport import StatusTransport, Transport, is_transient
 from lrpilot.window import StepBuffer
 
 log = logging.getLogger("lrpilot")
+_T = TypeVar("_T")
 
 
 class ServiceLink:
@@ -81,22 +83,92 @@ class ServiceLink:
             self._prober.stop()
             self._prober = None
 
-    def replay(self, buffer: StepBuffer, log_stale: Callable[[Decision], None]) -> Decision:
+    def replay(self, buffer: StepBuffer) -> Decision:
         """Post the spooled steps of an earlier run, if any, then ``buffer``; the decision now due."""
         self._prober = None
-        self.replay_spool(log_stale)
-        decision = replay(self.transport, self.create, buffer, log_stale)
+        self.replay_spool()
+        decision = replay(self.transport, self.create, buffer, _log_stale)
         self._first_failure_logged = True
         return decision
 
-    def replay_spool(self, log_stale: Callable[[Decision], None]) -> Decision | None:
+    def recover(self, buffer: StepBuffer, step: int) -> Decision | None:
+        """After a knock was answered: the decision due once ``buffer`` is replayed, or None."""
+        refusal = self.refusal()
+        if refusal is not None:
+            log.error(
+                "lrpilot: the service refused job %r (%s); training goes on alone", self.create.name, refusal
+            )
+            self.stop()
+            return None
+        try:
+            decision = self.replay(buffer)
+        except ReplayImpossible as exc:
+            log.error("lrpilot: job %r cannot be resumed (%s); training goes on alone", self.create.name, exc)
+            self.stop()
+            return None
+        except Exception as exc:
+            log.debug("lrpilot: service still unavailable at step %d: %s", step, exc)
+            self.knock()
+            return None
+        log.info("lrpilot: service back at step %d; buffered steps replayed", step)
+        return decision
+
+    def flush(self, buffer: StepBuffer, window: int | None, deadline_s: float) -> None:
+        """At close: report ``buffer`` (the window ``window``, or a replay when None) within the
+        deadline; if the service is still away, keep the steps in the spool for the next attach."""
+
+        def deliver() -> Decision:
+            if window is None:
+                return self.replay(buffer)
+            return self.transport.report_window(self.create.name, window, buffer.report())
+
+        count, job = len(buffer), self.create.name
+        try:
+            RetryPolicy(deadline_s=deadline_s).call(deliver, is_transient)
+            return
+        except ReplayImpossible as exc:
+            log.warning("lrpilot: %d steps of job %r could not be reported: %s", count, job, exc)
+            return
+        except LrpilotError as exc:
+            if not is_transient(exc):
+                log.warning("lrpilot: the last %d steps of job %r were refused: %s", count, job, exc)
+                return
+        try:
+            self.spool.save(buffer)
+        except OSError as error:
+            log.error("lrpilot: %d steps of job %r are lost: %s", count, job, error)
+            return
+        log.warning(
+            "lrpilot: the service is away; %d unreported steps of job %r are saved in %s and will be "
+            "replayed by the next Tuner of this job",
+            count,
+            job,
+            self.spool.path,
+        )
+
+    def warn_lost(self, error: BaseException, step: int, lr: float) -> None:
+        """The service was lost mid-run: say so once, with the cause."""
+        if isinstance(error, LrpilotError | OSError):
+            cause = f"{type(error).__name__}: {error}"
+        else:
+            log.error("lrpilot: unexpected error talking to the service", exc_info=error)
+            cause = f"unexpected {type(error).__name__}"
+        log.warning(
+            "lrpilot: no service at step %d (%s); training goes on at LR %g and the steps are buffered "
+            "for replay (logged once)",
+            step,
+            cause,
+            lr,
+        )
+
+    def replay_spool(self) -> Decision | None:
         """Replay and delete the spool file of this job; None when there is none (or it cannot be)."""
         spooled = self.spool.load()
         if spooled is None:
             return None
         count = len(spooled)
         try:
-            decision = replay(self.transport, self.create, spooled, log_stale)
+            decision = replay(self.transport, self.create, spooled, _log_stale)
         except ServiceUnavailableError as exc:  # gone again: the file stays for the next attach
             log.warning(
                 "lrpilot: %d unreported steps in %s wait for the service (%s)", count, self.spool.path, exc
@@ -122,7 +194,8 @@ class ServiceLink:
         except Exception as exc:
             log.warning("lrpilot: could not mark job %r %s: %s", self.create.name, update.status, exc)
 
-    def with_deadline(self, call: Callable[[], JobView]) -> JobView:
+    def with_deadline(self, call: Callable[[], _T]) -> _T:
+        """``call()`` retried on transient failures for the tuner's ``retry_deadline_s``."""
         return RetryPolicy(deadline_s=self.deadline_s).call(call, is_transient)
 
     def _log_first_failure(self, error: ServiceUnavailableError) -> None:
@@ -138,3 +211,11 @@ class ServiceLink:
             error.detail,
             self.create.name,
         )
+
+
+def _log_stale(decision: Decision) -> None:
+    log.info(
+        "lrpilot: skipping stale %s of window %d (its steps were trained in fallback)",
+        decision.action,
+        decision.window,
+    )

@@ -17,59 +17,32 @@ import math
 import os
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Literal, SupportsFloat, TypeVar
+from typing import Any, Literal, SupportsFloat
 
 from lrpilot.config import make_config, starting_lr
-from lrpilot.errors import LrpilotError, WindowConflictError
-from lrpilot.fallback import FallbackPolicy, FallbackSchedule, ReplayImpossible, placeholder_decision
+from lrpilot.errors import WindowConflictError
+from lrpilot.fallback import FallbackPolicy, FallbackSchedule, placeholder_decision
+from lrpilot.follower import DecisionFollower as DecisionFollower  # re-exported: integrations use it
 from lrpilot.link import ServiceLink
 from lrpilot.optim import apply_lr
 from lrpilot.protocol import Decision, JobCreate, JobStatusUpdate, Schedule
-from lrpilot.retry import NO_RETRY, RetryPolicy
+from lrpilot.retry import NO_RETRY
 from lrpilot.spool import Spool
 from lrpilot.spool import spool_dir as resolve_spool_dir
 from lrpilot.torch_state import SnapshotStore, Stateful, make_snapshots
-from lrpilot.transport import Transport, is_transient, make_transport
+from lrpilot.transport import Transport, make_transport
 from lrpilot.window import StepBuffer, guard_limits
 
 log = logging.getLogger("lrpilot")
 
 _SAFE_PHASES = frozenset({"warmup", "exploit", "anneal"})  # a search candidate's LR is never "safe"
 _NEG_INF = -math.inf
-_T = TypeVar("_T")
 
 
 def _scalar(value: Any) -> float:
     """float() of a Python number or a 0-dim tensor (detached: no autograd warning)."""
     detach = getattr(value, "detach", None)
     return float(detach() if detach is not None else value)
-
-
-class DecisionFollower:
-    """What every rank's tuner shows: the decision being followed, the LR it set, the steps consumed.
-
-    Shared by :class:`Tuner` and ``lrpilot.integrations.ddp.DistributedTuner`` (whose followers
-    hold no Tuner, only what rank 0 broadcast), so both read the same way.
-    """
-
-    _decision: Decision
-    _lr: float
-    _step: int
-
-    @property
-    def lr(self) -> float:
-        """The LR for the next step (the one the optimizer has now)."""
-        return self._lr
-
-    @property
-    def decision(self) -> Decision:
-        """The decision being followed; callers without model/optimizer act on it themselves."""
-        return self._decision
-
-    @property
-    def step(self) -> int:
-        """Consumed steps so far (search steps included): the authoritative step counter."""
-        return self._step
 
 
 class Tuner(DecisionFollower):
@@ -116,7 +89,7 @@ class Tuner(DecisionFollower):
         self._link = ServiceLink(self._transport, self._create, self.fallback_policy, spool, retry_deadline_s)
         try:
             view = self._link.attach()
-            decision = None if view is None else self._link.replay_spool(self._log_stale) or view.decision
+            decision = None if view is None else self._link.replay_spool() or view.decision
         except BaseException:  # the service refused the job (bad config, conflict): the caller must fix it
             self._link.stop()
             if transport is None:
@@ -225,7 +198,10 @@ class Tuner(DecisionFollower):
         self._link.stop()
         try:
             if not self._done and (self._in_fallback or len(self._buffer)):
-                self._flush()
+                # A service never reached in the whole run is likely a wrong URL: no long wait then.
+                deadline = self.retry_deadline_s if self._attached else self.fallback_policy.attach_wait_s
+                window = None if self._in_fallback else self._decision.window
+                self._link.flush(self._buffer, window, deadline)
             if status is not None and not self._in_fallback:
                 self._link.set_status(JobStatusUpdate(status=status, reason=reason[:500]))
         finally:
@@ -242,40 +218,6 @@ class Tuner(DecisionFollower):
         else:  # the training loop crashed: say so, so the job is not left "running" until stale
             self.close(status="failed", reason=f"{type(exc).__name__}: {exc}")
 
-    def _flush(self) -> None:
-        """At close: deliver the buffer within the deadline, else keep it in the spool."""
-        count = len(self._buffer)
-        # A service never reached in the whole run is likely a wrong URL: no long wait at the end.
-        deadline = self.retry_deadline_s if self._attached else self.fallback_policy.attach_wait_s
-        try:
-            RetryPolicy(deadline_s=deadline).call(self._deliver, is_transient)
-        except ReplayImpossible as exc:
-            log.warning("lrpilot: %d steps of job %r could not be reported: %s", count, self.job, exc)
-        except LrpilotError as exc:
-            if not is_transient(exc):
-                log.warning("lrpilot: the last %d steps of job %r were refused: %s", count, self.job, exc)
-                return
-            try:
-                self._link.spool.save(self._buffer)
-            except OSError as error:
-                log.error("lrpilot: %d steps of job %r are lost: %s", count, self.job, error)
-                return
-            log.warning(
-                "lrpilot: the service is away; %d unreported steps of job %r are saved in %s and will be "
-                "replayed by the next Tuner of this job",
-                count,
-                self.job,
-                self._link.spool.path,
-            )
-
-    def _deliver(self) -> Decision:
-        if self._in_fallback:
-            decision = self._link.replay(self._buffer, self._log_stale)
-        else:
-            decision = self._transport.report_window(self.job, self._decision.window, self._buffer.report())
-        self._buffer.clear(self._step)
-        return decision
-
     # -- boundaries ------------------------------------------------------------------------------
 
     def _end_window(self) -> None:
@@ -284,7 +226,7 @@ class Tuner(DecisionFollower):
             self._safe_lr = buffer.lrs[-1]
         report, window = buffer.report(), decision.window
         try:
-            new = self._with_deadline(lambda: self._transport.report_window(self.job, window, report))
+            new = self._link.with_deadline(lambda: self._transport.report_window(self.job, window, report))
         except Exception as exc:  # the training loop never sees the service's problems
             self._enter_fallback(exc)
             return
@@ -329,9 +271,6 @@ class Tuner(DecisionFollower):
         self._lr = lr
         apply_lr(self._optimizer, lr)
 
-    def _with_deadline(self, call: Callable[[], _T]) -> _T:
-        return RetryPolicy(deadline_s=self.retry_deadline_s).call(call, is_transient)
-
     def _step_mismatch(self, step: int) -> int:
         if not self._attached and self._step == self._origin:
             self._buffer.start = self._step = self._origin = step  # never attached: take the caller's count
@@ -354,18 +293,7 @@ class Tuner(DecisionFollower):
         self._set_lr(self._fallback.lr(step))
 
     def _enter_fallback(self, exc: BaseException) -> None:
-        if isinstance(exc, LrpilotError | OSError):
-            cause = f"{type(exc).__name__}: {exc}"
-        else:
-            log.error("lrpilot: unexpected error talking to the service", exc_info=exc)
-            cause = f"unexpected {type(exc).__name__}"
-        log.warning(
-            "lrpilot: no service at step %d (%s); training goes on at LR %g and the steps are buffered "
-            "for replay (logged once)",
-            self._step,
-            cause,
-            self._safe_lr,
-        )
+        self._link.warn_lost(exc, self._step, self._safe_lr)
         d = self._decision
         self._in_fallback, self._fast = True, False
         self._fallback = FallbackSchedule(self.config, self._safe_lr)
@@ -379,31 +307,11 @@ class Tuner(DecisionFollower):
             self._link.knock()
 
     def _recover(self) -> None:
-        """Replay the buffer and follow the service again, or stay in fallback and knock again."""
-        refusal = self._link.refusal()
-        if refusal is not None:
-            log.error("lrpilot: the service refused job %r (%s); training goes on alone", self.job, refusal)
-            self._link.stop()
+        """Replay the buffer and follow the service again, or stay in fallback (knocking goes on)."""
+        d = self._link.recover(self._buffer, self._step)
+        if d is None:
             return
-        try:
-            d = self._link.replay(self._buffer, self._log_stale)
-        except ReplayImpossible as exc:
-            log.error(
-                "lrpilot: job %r cannot be resumed (%s); training goes on without the service", self.job, exc
-            )
-            self._link.stop()
-            return
-        except Exception as exc:
-            log.debug("lrpilot: service still unavailable at step %d: %s", self._step, exc)
-            self._link.knock()
-            return
-        log.info("lrpilot: service back at step %d; buffered steps replayed", self._step)
         self._in_fallback = False
         self._attached = True
         self._buffer.clear(self._step)
         self._apply(d)
-
-    def _log_stale(self, d: Decision) -> None:
-        log.info(
-            "lrpilot: skipping stale %s of window %d (its steps were trained in fallback)", d.action, d.window
-        )

@@ -14,7 +14,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from lrpilot.protocol import Decision, JobCreate, TunerConfig, WindowReport
 from lrpilot_service.store import JobRepository, QuotaExceeded
-from lrpilot_service.store import repository as repository_module
+from lrpilot_service.store import decide as decide_module
 from lrpilot_service.store.db import is_transient
 
 CONFIG = TunerConfig(total_steps=2000, lr_min=1e-4, lr_max=1.0, search="space_filling")
@@ -85,7 +85,7 @@ def test_a_slow_decision_of_one_job_never_holds_up_another(
 ) -> None:
     slow_one = repository.create_or_attach("t", JobCreate(name="slow", config=CONFIG)).decision
     fast_one = repository.create_or_attach("t", JobCreate(name="fast", config=CONFIG)).decision
-    inner = repository_module.advance
+    inner = decide_module.advance
     entered = threading.Event()
 
     def advance(config: TunerConfig, state: Any, rep: WindowReport | None) -> Any:
@@ -94,7 +94,7 @@ def test_a_slow_decision_of_one_job_never_holds_up_another(
             time.sleep(2.0)
         return inner(config, state, rep)
 
-    monkeypatch.setattr(repository_module, "advance", advance)
+    monkeypatch.setattr(decide_module, "advance", advance)
     slow_report = WindowReport(start_step=0, losses=[9.0] * slow_one.steps)
     slow = threading.Thread(target=repository.report_window, args=("t", "slow", 0, slow_report))
     slow.start()

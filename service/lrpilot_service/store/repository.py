@@ -1,20 +1,18 @@
 """The job repository: the one code path (service and embedded mode) from reports to decisions.
 
-A report is decided in three short steps so that no lock and no connection is held while the
-engine thinks: read the job, its state and the awaited decision (a consistent snapshot); run the
-engine with no transaction open; then, in one write transaction that first locks the job row
-(``SELECT ... FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite, see db.py), check that the
-window is still awaited and store observations, decision and state. If another process decided the
-window meanwhile, its decision is the reply (the engine is deterministic: it is the same one).
-Idempotency lives in the keys: a decision row per (job, window) is the stored reply to every retry
-of the report before it, and observations keep their first write.
+Every mutation is one short transaction that locks the job row first, so any number of processes
+can serve the same database: on PostgreSQL a row lock, on SQLite ``BEGIN IMMEDIATE`` (see db.py).
+A report is decided by :mod:`lrpilot_service.store.decide`, with no lock held while the engine
+thinks. Idempotency lives in the keys: a decision row per (job, window) is the stored reply to
+every retry of the report before it, and observations keep their first write. Every transaction is
+retried on transient failures (db.TRANSACTION_RETRY), dropped connections included.
 """
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Engine, Select, Table, and_, func, insert, select, text, update
+from sqlalchemy import Engine, and_, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,16 +22,15 @@ from lrpilot_service.store import lifecycle
 from lrpilot_service.store.access import AccessStore
 from lrpilot_service.store.db import (
     DEFAULT_POOL_SIZE,
-    WRITE_OPTION,
     create_db_engine,
     retry_transaction,
     write_engine,
 )
+from lrpilot_service.store.decide import decide, state_version, status_of, stored_decision
 from lrpilot_service.store.engine_state import load_state, save_state
-from lrpilot_service.store.errors import JobConflict, JobNotFound, WindowConflict
+from lrpilot_service.store.errors import JobConflict, JobNotFound
 from lrpilot_service.store.migrate import upgrade_engine
 from lrpilot_service.store.models import DecisionRecord, Job, Tenant
-from lrpilot_service.store.observations import insert_observations, report_columns
 from lrpilot_service.store.schedule import load_schedule
 from lrpilot_service.store.tenants import check_quota, ensure_tenant, utc
 
@@ -84,7 +81,7 @@ class JobRepository:
 
     def report_window(self, tenant: str, name: str, window: int, report: WindowReport) -> Decision:
         """The decision for ``window + 1``: computed once, stored under the job's lock, then replayed."""
-        return retry_transaction(lambda: self._report(tenant, name, window, report))
+        return retry_transaction(lambda: decide(self._reads, tenant, name, window, report))
 
     def get_job(self, tenant: str, name: str) -> JobView:
         def read() -> JobView:
@@ -199,68 +196,6 @@ class JobRepository:
 
         return retry_transaction(read)
 
-    def _report(self, tenant: str, name: str, window: int, report: WindowReport) -> Decision:
-        # One connection (one checkout, one pre-ping) for both transactions; no lock between them.
-        with self._reads.connect() as connection:
-            with Session(connection) as session:
-                row = session.execute(self._awaited(tenant, name)).one_or_none()
-                if row is None:
-                    raise JobNotFound(tenant, name)
-                job_id, awaited, stored_config, current = row
-                if window < awaited:
-                    return self._stored_decision(session, job_id, window + 1)
-                if window > awaited:
-                    raise WindowConflict(name, window, awaited)
-                state = load_state(session, job_id)
-            # The engine thinks with no transaction open; ReportRejected propagates before any write.
-            new_state, decision = advance(TunerConfig.model_validate(stored_config), state, report)
-            decision = decision.model_copy(update={"job": name})
-            connection.execution_options(**{WRITE_OPTION: True})  # SQLite: BEGIN IMMEDIATE from here on
-            with Session(connection) as session:
-                if not self._claim(session, job_id, window, decision, new_state, len(report.losses)):
-                    session.rollback()  # decided meanwhile by another process: its decision is the reply
-                    return self._stored_decision(session, job_id, window + 1)
-                columns = report_columns(job_id, window, report, Decision.model_validate(current))
-                insert_observations(session, columns)
-                session.execute(
-                    insert(DecisionRecord).values(
-                        job_id=job_id, window=decision.window, decision=_dump(decision)
-                    )
-                )
-                save_state(session, job_id, new_state, state)
-                session.commit()
-                return decision
-
-    @staticmethod
-    def _claim(
-        session: Session, job_id: int, window: int, decision: Decision, state: State, steps: int
-    ) -> bool:
-        """Move the job past ``window`` if it still awaits it: the row lock and the check in one statement."""
-        jobs = _JOBS.c
-        claimed = session.connection().execute(
-            update(_JOBS)
-            .where(jobs.id == job_id, jobs.awaited_window == window)
-            .values(
-                state_version=_state_version(state),
-                status=_status(decision),
-                status_reason=None,
-                awaited_window=decision.window,
-                steps_reported=jobs.steps_reported + steps,
-                updated_at=func.now(),
-            )
-        )
-        return claimed.rowcount == 1
-
-    @staticmethod
-    def _awaited(tenant: str, name: str) -> Select[tuple[int, int, Any, Any]]:
-        """The job's id, awaited window, config and awaited decision, in one query."""
-        return (
-            select(Job.id, Job.window, Job.config, DecisionRecord.decision)
-            .join(Tenant, Tenant.id == Job.tenant_id)
-            .join(DecisionRecord, and_(DecisionRecord.job_id == Job.id, DecisionRecord.window == Job.window))
-            .where(Tenant.name == tenant, Job.name == name)
-        )
-
     def _attach(self, tenant: str, body: JobCreate) -> JobView | None:
         with self._read() as session:
             job = self._find(session, tenant, body.name, lock=False)
@@ -280,14 +215,18 @@ class JobRepository:
                 tenant_id=tenant_id,
                 name=body.name,
                 config=body.config.model_dump(mode="json"),
-                state_version=_state_version(state),
-                status=_status(decision),
+                state_version=state_version(state),
+                status=status_of(decision),
                 window=decision.window,
                 steps_reported=0,
             )
             session.add(job)
             session.flush()
-            session.add(DecisionRecord(job_id=job.id, window=decision.window, decision=_dump(decision)))
+            session.add(
+                DecisionRecord(
+                    job_id=job.id, window=decision.window, decision=decision.model_dump(mode="json")
+                )
+            )
             save_state(session, job.id, state, {})
             session.flush()
             view = _job_view(job, tenant, decision)
@@ -314,17 +253,7 @@ class JobRepository:
         return job
 
     def _view(self, session: Session, job: Job, tenant: str) -> JobView:
-        return _job_view(job, tenant, self._stored_decision(session, job.id, job.window))
-
-    def _stored_decision(self, session: Session, job_id: int, window: int) -> Decision:
-        record = session.get(DecisionRecord, (job_id, window))
-        if record is None:
-            raise LookupError(f"job {job_id} has no stored decision for window {window}")
-        return _decision(record)
-
-
-_JOBS = cast(Table, Job.__table__)
-_DECISIONS = cast(Table, DecisionRecord.__table__)
+        return _job_view(job, tenant, stored_decision(session, job.id, job.window))
 
 
 def open_repository(database_url: str, pool_size: int = DEFAULT_POOL_SIZE) -> JobRepository:
@@ -362,15 +291,3 @@ def _job_view(job: Job, tenant: str, decision: Decision) -> JobView:
 
 def _decision(record: DecisionRecord) -> Decision:
     return Decision.model_validate(record.decision)
-
-
-def _dump(decision: Decision) -> dict[str, Any]:
-    return decision.model_dump(mode="json")
-
-
-def _status(decision: Decision) -> str:
-    return "done" if decision.action == "done" else "running"
-
-
-def _state_version(state: State) -> int:
-    return state["version"]

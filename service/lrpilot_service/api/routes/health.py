@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from lrpilot_service.api.deps import AppMetrics, Repository
+from lrpilot_service.api.metrics import CONTENT_TYPE
 
 router = APIRouter(tags=["operations"])
 logger = logging.getLogger(__name__)
@@ -27,5 +28,5 @@ def healthz(repository: Repository) -> JSONResponse:
 
 @router.get("/metrics", response_class=PlainTextResponse)
 def metrics(repository: Repository, registry: AppMetrics) -> PlainTextResponse:
-    text = registry.render(repository.job_counts())
-    return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+    """Prometheus exposition: every worker's counters summed, job counts from the database."""
+    return PlainTextResponse(registry.render(repository), media_type=CONTENT_TYPE)

@@ -46,9 +46,12 @@ def report_window(
     tenant: CallerTenant,
 ) -> Decision:
     """Report a window's losses; get the next decision. A retry of a decided window gets the same one."""
+    planned = repository.get_job(tenant, job).decision  # to count steps a client trained in fallback
     started = time.perf_counter()
     decision = repository.report_window(tenant, job, window, report)
-    metrics.observe_decision(time.perf_counter() - started)
+    metrics.observe_decision(time.perf_counter() - started, decision)
+    if planned.window == window:
+        metrics.observe_report(planned, report)
     return decision
 
 

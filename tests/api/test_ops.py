@@ -44,7 +44,8 @@ def test_metrics_count_requests_decisions_and_jobs(api_client: TestClient) -> No
     text = response.text
     assert 'lrpilot_http_requests_total{method="POST",route="/v1/jobs",status="201"} 1.0' in text
     assert 'lrpilot_http_requests_total{method="GET",route="/v1/jobs/{job:path}",status="404"} 1.0' in text
-    assert 'lrpilot_decision_seconds_bucket{le="+Inf"} 1.0' in text and "lrpilot_decision_seconds_count 1.0" in text
+    assert 'lrpilot_decision_seconds_bucket{le="+Inf"} 1.0' in text
+    assert "lrpilot_decision_seconds_count 1.0" in text
     assert 'lrpilot_decisions_total{phase="search"} 1.0' in text
     assert 'lrpilot_jobs{status="active"} 1.0' in text and 'lrpilot_jobs{status="done"} 0.0' in text
     assert 'lrpilot_jobs{status="stale"} 0.0' in text
@@ -58,7 +59,8 @@ def test_metrics_count_windows_a_client_trained_in_fallback(api_client: TestClie
     report = {"start_step": 0, "losses": [1.0] * steps, "lrs": lrs}
     assert api_client.post("/v1/jobs/run/windows/0", json=report).status_code == 200
     text = api_client.get("/metrics").text
-    assert "lrpilot_client_fallback_windows_total 1.0" in text and "lrpilot_client_fallback_steps_total 3.0" in text
+    assert "lrpilot_client_fallback_windows_total 1.0" in text
+    assert "lrpilot_client_fallback_steps_total 3.0" in text
 
 
 def test_metric_labels_are_escaped(api_client: TestClient) -> None:

@@ -48,7 +48,10 @@ class Metrics:
             ["method", "route", "status"], registry=registry,
         )  # fmt: skip
         self.decisions = Counter(
-            "lrpilot_decisions", "Decisions returned for window reports, by phase.", ["phase"], registry=registry
+            "lrpilot_decisions",
+            "Decisions returned for window reports, by phase.",
+            ["phase"],
+            registry=registry,
         )
         self.decision_seconds = Histogram(
             "lrpilot_decision_seconds", "Report-to-decision time (lock, engine, commit).",
@@ -103,7 +106,7 @@ class Metrics:
         if self.multiprocess:
             from prometheus_client import multiprocess
 
-            multiprocess.MultiProcessCollector(registry)
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         else:
             assert self._registry is not None
             registry.register(_Forward(self._registry))

@@ -1,0 +1,22 @@
+"""Where the read commands (jobs, show, export, plot, replay) find jobs: a service URL or a local file."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from lrpilot.protocol import DEFAULT_TENANT
+from lrpilot.transport import AdminTransport, HttpTransport, embedded_transport
+
+
+def add_source_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--url", default=None, help="service URL; default $LRPILOT_URL, else the local file")
+    command.add_argument("--database-url", default=None, help="embedded mode database (no --url)")
+    command.add_argument("--tenant", default=DEFAULT_TENANT)
+
+
+def open_transport(args: argparse.Namespace) -> AdminTransport:
+    url = args.url or (None if args.database_url else os.environ.get("LRPILOT_URL"))
+    if url:
+        return HttpTransport(url, tenant=args.tenant)
+    return embedded_transport(args.database_url, tenant=args.tenant)

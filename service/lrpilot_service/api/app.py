@@ -11,12 +11,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from lrpilot import __version__
 from lrpilot_service.api.errors import install_error_handlers
 from lrpilot_service.api.limits import BodySizeLimit
 from lrpilot_service.api.metrics import Metrics, RequestMetrics
-from lrpilot_service.api.routes import health, jobs
+from lrpilot_service.api.routes import dashboard, docs, health, jobs
 from lrpilot_service.api.settings import Settings
 from lrpilot_service.store import JobRepository, open_repository
 
@@ -41,6 +42,8 @@ def create_app(settings: Settings | None = None, repository: JobRepository | Non
         summary="Online learning-rate schedule tuner: one report per window of steps, one decision back.",
         version=__version__,
         lifespan=lifespan,
+        docs_url=None,  # served by routes/docs.py from local assets
+        redoc_url=None,  # ReDoc would load its script from a CDN
     )
     app.state.settings = settings
     app.state.metrics = metrics = Metrics()
@@ -48,6 +51,9 @@ def create_app(settings: Settings | None = None, repository: JobRepository | Non
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(jobs.router)
+    app.include_router(dashboard.router)
+    app.include_router(docs.router)
+    app.mount("/static", StaticFiles(packages=[("lrpilot_service.api", "static")]), name="static")
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)
     return app

@@ -31,3 +31,4 @@ class Settings(BaseSettings):
     log_level: LogLevel = "info"
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1, description="Larger request bodies get a 413.")
     workers: int = Field(1, ge=1)
+    auth: Literal["required", "off"] | None = Field(None, description="Bearer-token authentication; None: required unless the service binds a loopback address.")

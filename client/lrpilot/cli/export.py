@@ -11,7 +11,7 @@ import csv
 import sys
 from typing import TextIO
 
-from lrpilot.cli.source import add_source_options, open_transport
+from lrpilot.cli.source import add_source_options, fetch_schedule
 from lrpilot.protocol import Schedule
 
 CSV_COLUMNS = ("step", "lr", "loss", "window", "phase", "stage", "candidate")
@@ -35,11 +35,7 @@ def write_csv(schedule: Schedule, out: TextIO) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    transport = open_transport(args)
-    try:
-        schedule = transport.schedule(args.job)
-    finally:
-        transport.close()
+    schedule = fetch_schedule(args, args.job)
     out = open(args.output, "w", newline="") if args.output else sys.stdout  # noqa: SIM115
     try:
         if args.format == "csv":

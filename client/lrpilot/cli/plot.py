@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from lrpilot.cli.source import add_source_options, open_transport
+from lrpilot.cli.source import add_source_options, fetch_schedule
 from lrpilot.protocol import Schedule
 
 PHASE_COLORS = {"warmup": "#9e9e9e", "search": "#ff9800", "exploit": "#1976d2", "anneal": "#388e3c"}
@@ -72,11 +72,7 @@ def plot_schedule(schedule: Schedule, path: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    transport = open_transport(args)
-    try:
-        schedule = transport.schedule(args.job)
-    finally:
-        transport.close()
+    schedule = fetch_schedule(args, args.job)
     path = Path(args.output or f"{args.job.replace('/', '_')}.png")
     plot_schedule(schedule, path)
     print(f"wrote {path} ({len(schedule.steps)} steps, {len(schedule.stages)} stages)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from lrpilot.protocol import DEFAULT_TENANT
+from lrpilot.protocol import DEFAULT_TENANT, Schedule
 from lrpilot.transport import AdminTransport, HttpTransport, embedded_transport
 
 
@@ -20,3 +20,12 @@ def open_transport(args: argparse.Namespace) -> AdminTransport:
     if url:
         return HttpTransport(url, tenant=args.tenant)
     return embedded_transport(args.database_url, tenant=args.tenant)
+
+
+def fetch_schedule(args: argparse.Namespace, job: str) -> Schedule:
+    """The job's schedule from wherever ``args`` point; the transport is closed again."""
+    transport = open_transport(args)
+    try:
+        return transport.schedule(job)
+    finally:
+        transport.close()

@@ -16,6 +16,7 @@ import torch
 from lrpilot import Tuner, embedded_transport
 from lrpilot.errors import WiringError
 from lrpilot.integrations.torch import LRPilotScheduler
+from tests.client.integrations.models import LossModel
 from tests.client.integrations.runs import check_run, run_script
 
 SCRIPTS = Path(__file__).parent / "scripts"
@@ -40,18 +41,6 @@ def test_scheduler_without_a_model_is_refused(tmp_path: Path) -> None:
     tuner.close()
 
 
-class _Regression(torch.nn.Module):
-    """A model the Trainer can drive: returns {"loss", "logits"} when given labels."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.linear = torch.nn.Linear(8, 1)
-
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        out = self.linear(x)
-        return {"logits": out} if labels is None else {"loss": (out - labels).pow(2).mean(), "logits": out}
-
-
 class _Data(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
     def __init__(self) -> None:
         generator = torch.Generator().manual_seed(0)
@@ -73,7 +62,7 @@ def test_hf_callback_reports_every_step_whatever_logging_steps(logging_steps: in
     from lrpilot.integrations.huggingface import LRPilotHFCallback
 
     torch.manual_seed(0)
-    model = _Regression()
+    model = LossModel(features=8)
     transport = embedded_transport(f"sqlite:///{tmp_path / 'hf.db'}")
     tuner = Tuner("hf-logging", transport=transport, lr_min=1e-3, lr_max=0.3, total_steps=60, candidates=2,
                   model=model)  # fmt: skip

@@ -15,6 +15,7 @@ from lrpilot.integrations.huggingface import LRPilotHFCallback
 from lrpilot.integrations.lightning import LRPilotCallback
 from lrpilot.integrations.torch import LRPilotScheduler
 from lrpilot.testing import ScriptedTransport, Window
+from tests.client.integrations.models import LossModel
 
 torch.set_num_threads(1)
 PLAN = [Window(3, 0.1), Window(3, 0.2, action="snapshot", phase="search"), Window(3, 0.05, action="restore")]
@@ -87,18 +88,6 @@ def test_lightning_callback_reports_optimizer_steps_only() -> None:
     callback.on_validation_end(trainer, model)  # any other hook is a harmless no-op
     callback.on_fit_end(trainer, model)
     assert transport.calls[-1] == "close"
-
-
-class LossModel(torch.nn.Module):
-    """A Hugging Face-style model: returns a dict with the loss when given labels."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.linear = torch.nn.Linear(4, 1)
-
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        out = self.linear(x)
-        return {"logits": out} if labels is None else {"loss": (out - labels).pow(2).mean(), "logits": out}
 
 
 def test_huggingface_callback_reads_each_steps_loss_from_the_model() -> None:

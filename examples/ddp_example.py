@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from lrpilot.integrations._wiring import total_grad_norm
+from lrpilot.integrations import grad_norm
 from lrpilot.integrations.ddp import DistributedTuner
 from lrpilot.trace import StepTrace
 
@@ -49,9 +49,9 @@ def main() -> None:
         loss = torch.nn.functional.mse_loss(model(x[batch]), y[batch])
         optimizer.zero_grad()
         loss.backward()
-        grad_norm = total_grad_norm(net.parameters())
+        norm = grad_norm(net.parameters())  # before clipping, if you clip: the guard's signal
         optimizer.step()
-        tuner.next_lr(step, loss.item(), grad_norm)
+        tuner.next_lr(step, loss.item(), norm)
     tuner.close()
     if trace is not None:
         trace.save(args.trace, tuner)

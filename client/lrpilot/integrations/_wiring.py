@@ -50,7 +50,8 @@ def make_follower(job: str, model: Any, optimizer: Any, tuner_kwargs: dict[str, 
     if world_size() > 1:
         from lrpilot.integrations.ddp import DistributedTuner
 
-        return DistributedTuner(job, model, optimizer, average_loss=True, **tuner_kwargs)
+        options = {"average_loss": True, **tuner_kwargs}  # report the mean loss over the ranks
+        return DistributedTuner(job, model, optimizer, **options)
     return Tuner(job, model=model, optimizer=optimizer, **tuner_kwargs)
 
 

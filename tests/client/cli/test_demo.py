@@ -31,7 +31,7 @@ def test_cli_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> Non
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
-    for command in ("serve", "db", "jobs", "show", "export", "demo", "bench"):
+    for command in ("serve", "db", "jobs", "show", "export", "plot", "replay", "demo", "bench"):
         assert command in out
 
 

@@ -110,3 +110,19 @@ def error_from_status(
         if kind.status == status:
             return kind(detail, status=status)
     return LrpilotError(detail, status=status)
+
+
+class WiringError(LrpilotError, TypeError):
+    """lrpilot was plugged into a training loop in a way that cannot work (no model to restore, no
+    per-step loss, one tuner per rank): raised at once, with the fix, instead of degrading silently."""
+
+    status = 400
+
+    @classmethod
+    def no_model(cls, why: str) -> WiringError:
+        """No model means no restore: each search candidate would start from the previous one's weights."""
+        return cls(
+            f"lrpilot has no model to snapshot and restore ({why}): every search candidate would start "
+            "from the previous candidate's weights. Pass the model: Tuner(..., model=model), "
+            "tuner.bind(model, optimizer), or LRPilotScheduler(optimizer, tuner, model=model)."
+        )

@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import Any, Literal, SupportsFloat
 
 from lrpilot.config import make_config, starting_lr
-from lrpilot.errors import WindowConflictError
+from lrpilot.errors import WindowConflictError, WiringError
 from lrpilot.fallback import FallbackPolicy, FallbackSchedule, placeholder_decision
 from lrpilot.follower import DecisionFollower as DecisionFollower  # re-exported: integrations use it
 from lrpilot.link import ServiceLink
@@ -174,6 +174,8 @@ class Tuner(DecisionFollower):
 
     def bind(self, model: Stateful | None, optimizer: Any) -> None:
         """Hand over model/optimizer late (framework callbacks); takes a snapshot still due now."""
+        if model is None and optimizer is not None:
+            raise WiringError.no_model("bind() got an optimizer but model=None")
         self._model, self._optimizer = model, optimizer
         d = self._decision
         if d.action == "snapshot" and len(self._buffer) == 0 and d.start_step == self._step:
@@ -248,6 +250,8 @@ class Tuner(DecisionFollower):
                     d.start_step,
                 )
             elif self._model is not None or self._optimizer is not None:
+                if self._model is None:
+                    raise WiringError.no_model(f"a {d.action} is due at step {self._step}")
                 if d.action == "snapshot":
                     self._snapshots.save(d.stage, self._step, self._model, self._optimizer)
                 elif not self._snapshots.restore(d.stage, self._model, self._optimizer):

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 import pytest
 
 from lrpilot_service.api.app import create_app
-from lrpilot_service.api.metrics import Metrics
 from lrpilot_service.api.settings import Settings
 from lrpilot_service.store import JobRepository
 from lrpilot_service.store.db import create_db_engine
@@ -43,18 +42,31 @@ def test_metrics_count_requests_decisions_and_jobs(api_client: TestClient) -> No
     response = api_client.get("/metrics")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
     text = response.text
-    assert 'lrpilot_http_requests_total{method="POST",route="/v1/jobs",status="201"} 1' in text
-    assert 'lrpilot_http_requests_total{method="GET",route="/v1/jobs/{job}",status="404"} 1' in text
-    assert (
-        'lrpilot_decision_seconds_bucket{le="+Inf"} 1' in text and "lrpilot_decision_seconds_count 1" in text
-    )
-    assert 'lrpilot_jobs{status="running"} 1' in text and 'lrpilot_jobs{status="done"} 0' in text
+    assert 'lrpilot_http_requests_total{method="POST",route="/v1/jobs",status="201"} 1.0' in text
+    assert 'lrpilot_http_requests_total{method="GET",route="/v1/jobs/{job}",status="404"} 1.0' in text
+    assert 'lrpilot_decision_seconds_bucket{le="+Inf"} 1.0' in text
+    assert "lrpilot_decision_seconds_count 1.0" in text
+    assert 'lrpilot_decisions_total{phase="search"} 1.0' in text
+    assert 'lrpilot_jobs{status="active"} 1.0' in text and 'lrpilot_jobs{status="done"} 0.0' in text
+    assert 'lrpilot_jobs{status="stale"} 0.0' in text
+    assert "lrpilot_client_fallback_windows_total 0.0" in text
 
 
-def test_metric_labels_are_escaped() -> None:
-    metrics = Metrics()
+def test_metrics_count_windows_a_client_trained_in_fallback(api_client: TestClient) -> None:
+    decision = api_client.post("/v1/jobs", json={"name": "run", "config": CONFIG}).json()["decision"]
+    steps = decision["steps"]
+    lrs = [decision["lr"]] * (steps - 3) + [1e-4] * 3  # the last three at the client's safe LR
+    report = {"start_step": 0, "losses": [1.0] * steps, "lrs": lrs}
+    assert api_client.post("/v1/jobs/run/windows/0", json=report).status_code == 200
+    text = api_client.get("/metrics").text
+    assert "lrpilot_client_fallback_windows_total 1.0" in text
+    assert "lrpilot_client_fallback_steps_total 3.0" in text
+
+
+def test_metric_labels_are_escaped(api_client: TestClient) -> None:
+    metrics = api_client.app.state.metrics  # type: ignore[attr-defined]
     metrics.count_request("GET", 'a"b\\c\nd', 200)
-    assert 'route="a\\"b\\\\c\\nd"' in metrics.render({})
+    assert 'route="a\\"b\\\\c\\nd"' in api_client.get("/metrics").text
 
 
 def test_openapi_documents_the_routes(api_client: TestClient) -> None:

@@ -1,7 +1,9 @@
 """The container files agree with the code: pins, CLI commands, setting names, and the upgrade step.
 
-No Docker engine is needed: the files are read as text, and the entrypoint's commands are run
-through the real CLI (``db upgrade`` for real on a temp SQLite, ``serve`` with the server stubbed).
+No Docker engine is needed: docker-compose.yml is parsed with PyYAML, the Dockerfile read as text,
+the constraints checked against pyproject.toml, and the entrypoint's commands run through the
+real CLI on SQLite and PostgreSQL (``db upgrade`` for real, ``serve`` stubbed), then the
+entrypoint script itself runs against PostgreSQL until ``/healthz`` answers.
 """
 
 from __future__ import annotations
@@ -10,11 +12,16 @@ import os
 import re
 import shlex
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from sqlalchemy import inspect
 
 from lrpilot_service.api.settings import Settings
@@ -26,39 +33,7 @@ ENTRYPOINT = ROOT / "docker" / "entrypoint.sh"
 SETTING_NAMES = {f"LRPILOT_{name.upper()}" for name in Settings.model_fields}
 
 
-def parse_yaml_subset(text: str) -> Any:
-    """Block maps, block lists and plain/quoted scalars: the subset docker-compose.yml keeps to."""
-    lines = []
-    for raw in text.splitlines():
-        if raw.strip() and not raw.lstrip().startswith("#"):
-            lines.append((len(raw) - len(raw.lstrip()), raw.strip()))
-
-    def scalar(value: str) -> Any:
-        return value[1:-1] if value[:1] in "\"'" and value[-1:] == value[:1] else (value or None)
-
-    def block(index: int, indent: int) -> tuple[Any, int]:
-        if lines[index][1].startswith("- "):
-            items = []
-            while index < len(lines) and lines[index][0] == indent and lines[index][1].startswith("- "):
-                items.append(scalar(lines[index][1][2:].strip()))
-                index += 1
-            return items, index
-        mapping: dict[str, Any] = {}
-        while index < len(lines) and lines[index][0] == indent:
-            key, _, rest = lines[index][1].partition(":")
-            index += 1
-            if rest.strip():
-                mapping[key] = scalar(rest.strip())
-            elif index < len(lines) and lines[index][0] > indent:
-                mapping[key], index = block(index, lines[index][0])
-            else:
-                mapping[key] = None
-        return mapping, index
-
-    return block(0, 0)[0]
-
-
-COMPOSE = parse_yaml_subset((ROOT / "docker-compose.yml").read_text())
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 
 def _entrypoint_commands() -> list[list[str]]:
@@ -82,7 +57,27 @@ def test_torch_cpu_is_pinned_before_the_server_extra() -> None:
     torch_at = next(i for i, line in enumerate(runs) if pin in line)
     server_at = next(i for i, line in enumerate(runs) if ".[server]" in line)
     assert torch_at < server_at and "download.pytorch.org/whl/cpu" in runs[torch_at]
-    assert re.findall(r"^FROM (.+)$", DOCKERFILE, re.MULTILINE) == ["python:3.11-slim"]
+    assert "-c constraints.txt" in runs[server_at] and "COPY docker/constraints.txt" in DOCKERFILE
+    (base,) = re.findall(r"^FROM (.+)$", DOCKERFILE, re.MULTILINE)
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-\w+", base), (
+        f"base image {base} is not pinned to a patch release"
+    )
+    assert re.search(r"^USER (?!root)\w+", DOCKERFILE, re.MULTILINE) and "HEALTHCHECK" in DOCKERFILE
+
+
+def test_constraints_pin_every_server_requirement() -> None:
+    pins = {}
+    for line in (ROOT / "docker" / "constraints.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            pins[canonicalize_name(name)] = version
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    wanted = [*pyproject["project"]["dependencies"], *pyproject["project"]["optional-dependencies"]["server"]]
+    for text in wanted:
+        requirement = Requirement(text)
+        pinned = pins.get(canonicalize_name(requirement.name))
+        assert pinned is not None, f"{requirement.name} is not pinned in docker/constraints.txt"
+        assert requirement.specifier.contains(pinned.split("+")[0], prereleases=True), (text, pinned)
 
 
 def test_entrypoint_is_valid_shell_and_upgrades_before_serving() -> None:
@@ -93,11 +88,10 @@ def test_entrypoint_is_valid_shell_and_upgrades_before_serving() -> None:
     assert "lrpilot-entrypoint" in DOCKERFILE and "docker/entrypoint.sh" in DOCKERFILE
 
 
-def test_entrypoint_commands_run_through_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_entrypoint_commands_run_through_the_cli(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from lrpilot import cli
     from lrpilot_service.api import serve
 
-    database_url = f"sqlite:///{tmp_path / 'entry.db'}"
     monkeypatch.setenv("LRPILOT_DATABASE_URL", database_url)
     upgrade_step, serve_step = _entrypoint_commands()
     assert cli.main(upgrade_step) in (0, None)  # the real migration, as in the container
@@ -112,6 +106,30 @@ def test_entrypoint_commands_run_through_the_cli(tmp_path: Path, monkeypatch: py
     assert calls and calls[0][:2] == ("0.0.0.0", 8000)
 
 
+def test_entrypoint_migrates_and_serves(database_url: str, tmp_path: Path) -> None:
+    """The entrypoint script as the container runs it, on a fresh database (PostgreSQL as in compose)."""
+    from lrpilot.cli.server_process import free_port, wait_healthy
+
+    port = free_port()
+    path = f"{Path(sys.executable).parent}:{os.environ['PATH']}"  # the `lrpilot` of this environment
+    env = {**os.environ, "LRPILOT_DATABASE_URL": database_url, "LRPILOT_PORT": str(port),
+           "LRPILOT_LOG_LEVEL": "warning", "PATH": path}  # fmt: skip
+    with open(tmp_path / "entrypoint.log", "wb") as log:
+        process = subprocess.Popen(["sh", str(ENTRYPOINT)], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", process.poll, timeout_s=60)
+        health = httpx.get(f"http://127.0.0.1:{port}/healthz").json()
+        assert health == {"status": "ok", "database": "ok"}
+        engine = create_db_engine(database_url)
+        try:
+            assert {"tenants", "jobs", "observations", "decisions"} <= set(inspect(engine).get_table_names())
+        finally:
+            engine.dispose()
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
 def test_environment_names_are_settings_fields() -> None:
     service = COMPOSE["services"]["lrpilot"]
     environment = service["environment"]
@@ -124,7 +142,12 @@ def test_environment_names_are_settings_fields() -> None:
 def test_compose_wires_the_service_to_a_healthy_postgres() -> None:
     services = COMPOSE["services"]
     database, service = services["db"], services["lrpilot"]
-    assert database["image"] == "postgres:16" and "pg_isready" in database["healthcheck"]["test"]
+    assert (
+        re.fullmatch(r"postgres:16\.\d+", database["image"])
+        and "pg_isready" in database["healthcheck"]["test"]
+    )
+    assert database["volumes"] == ["pgdata:/var/lib/postgresql/data"] and "pgdata" in COMPOSE["volumes"]
+    assert service["environment"]["LRPILOT_AUTH"] == "required"
     assert service["depends_on"]["db"]["condition"] == "service_healthy"
     assert service["build"] == {"context": ".", "dockerfile": "docker/Dockerfile"}
     url = service["environment"]["LRPILOT_DATABASE_URL"]

@@ -50,3 +50,14 @@ def test_wheel_has_every_module_and_the_alembic_files(wheel_files: set[str]) -> 
             if path.suffix in {".py", ".ini", ".mako"} and "__pycache__" not in path.parts:
                 expected.add(f"{prefix}/{path.relative_to(folder).as_posix()}")
     assert expected - wheel_files == set()
+
+
+def test_wheel_has_the_dashboard_and_its_vendored_assets(wheel_files: set[str]) -> None:
+    static = SOURCES["lrpilot_service"] / "api" / "static"
+    expected = {
+        f"lrpilot_service/api/static/{p.relative_to(static).as_posix()}"
+        for p in static.rglob("*")
+        if p.is_file()
+    }
+    assert "lrpilot_service/api/static/vendor/uplot/LICENSE" in expected
+    assert expected - wheel_files == set()

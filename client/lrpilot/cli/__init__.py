@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,15 +17,17 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from lrpilot.cli import prune, tokens
+from lrpilot import __version__
+from lrpilot.cli import export, plot, prune, replay, tokens
+from lrpilot.cli.messages import explain, missing_dependency
+from lrpilot.cli.source import add_source_options, open_transport
 from lrpilot.cli.tables import jobs_table, stages_table
 from lrpilot.errors import LrpilotError
-from lrpilot.protocol import DEFAULT_TENANT
-from lrpilot.transport import AdminTransport, HttpTransport, embedded_transport
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lrpilot", description="Online learning-rate schedule tuner.")
+    parser.add_argument("--version", action="version", version=f"lrpilot {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the REST service (needs lrpilot[server])")
@@ -47,21 +48,15 @@ def _parser() -> argparse.ArgumentParser:
     upgrade = db_sub.add_parser("upgrade", help="apply the schema migrations")
     upgrade.add_argument("--database-url", default=None)
 
-    for name, text in (
-        ("jobs", "list jobs"),
-        ("show", "a job's stages and candidates"),
-        ("export", "schedule JSON"),
-    ):
+    for name, text in (("jobs", "list jobs"), ("show", "a job's stages and candidates, and why")):
         command = sub.add_parser(name, help=text)
         if name != "jobs":
             command.add_argument("job")
-        command.add_argument(
-            "--url", default=None, help="service URL; default $LRPILOT_URL, else the local file"
-        )
-        command.add_argument("--database-url", default=None, help="embedded mode database (no --url)")
-        command.add_argument("--tenant", default=None, help=f"default: the token's, else {DEFAULT_TENANT!r}")
+        add_source_options(command)
         if name == "jobs":
             prune.register(command)
+    for module in (export, plot, replay):
+        module.register(sub)
 
     demo = sub.add_parser("demo", help="tune an MLP on the digits data set against a local service")
     demo.add_argument("--steps", type=int, default=1500)
@@ -74,22 +69,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _transport(args: argparse.Namespace) -> AdminTransport:
-    url = args.url or (None if args.database_url else os.environ.get("LRPILOT_URL"))
-    if url:
-        return HttpTransport(url, tenant=args.tenant)
-    return embedded_transport(args.database_url, tenant=args.tenant)
-
-
 def _read(args: argparse.Namespace) -> int:
-    transport = _transport(args)
+    transport = open_transport(args)
     try:
         if args.command == "jobs":
             print(jobs_table(transport.list_jobs()))
-        elif args.command == "show":
-            print(stages_table(transport.schedule(args.job)))
         else:
-            print(transport.schedule(args.job).model_dump_json(indent=2))
+            print(stages_table(transport.schedule(args.job)))
     finally:
         transport.close()
     return 0
@@ -130,17 +116,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             upgrade(args.database_url)
         elif args.command in ("tokens", "tenants"):
             return tokens.run(args)
-        elif args.command == "jobs" and args.jobs_command == "prune":
+        elif args.command == "jobs" and getattr(args, "jobs_command", None) == "prune":
             return prune.run(args)
         elif args.command == "demo":
             from lrpilot.cli.demo import run_demo
 
             run_demo(steps=args.steps, out=args.out, port=args.port, seed=args.seed)
+        elif hasattr(args, "run"):
+            return int(args.run(args))
         else:
             return _read(args)
     except LrpilotError as exc:
-        print(f"lrpilot: {exc.detail}", file=sys.stderr)
+        print(f"lrpilot: {explain(exc, args)}", file=sys.stderr)
         return 1
+    except ImportError as exc:  # a client-only install: say what to install, not a traceback
+        print(f"lrpilot {args.command}: {missing_dependency(exc)}", file=sys.stderr)
+        return 2
     except ValidationError as exc:  # a setting out of range (e.g. --log-level): say which, and why
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         print(f"lrpilot: invalid setting: {problems}", file=sys.stderr)

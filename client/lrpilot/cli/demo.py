@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lrpilot.cli.plot import pyplot
 from lrpilot.cli.server_process import ServerProcess
 from lrpilot.cli.tables import render
 from lrpilot.tuner import Tuner
@@ -117,10 +118,7 @@ class _progress:
 
 
 def _plot(runs: list[Run], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     figure, (lr_axis, loss_axis) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
     for run in runs:
@@ -173,5 +171,9 @@ def run_demo(
         )
     )
     plot = directory / "demo.png"
-    _plot([tuned, baseline], plot)
-    print(f"\nplot: {plot}\nserver log: {directory / 'server.log'}")
+    try:
+        _plot([tuned, baseline], plot)
+        print(f"\nplot: {plot}")
+    except ImportError as exc:  # a [server] install has no matplotlib: the run is still reported
+        print(f"\nno plot ({exc})")
+    print(f"server log: {directory / 'server.log'}")

@@ -60,6 +60,7 @@ class DistributedTuner(DecisionFollower):
         average_loss: bool = False,
         **tuner_kwargs: Any,
     ) -> None:
+        self.job = job
         self.src, self.group, self.average_loss = src, group, average_loss
         self.rank = dist.get_rank(group)
         self._model, self._optimizer = model, optimizer
@@ -105,6 +106,16 @@ class DistributedTuner(DecisionFollower):
         else:
             self._set_lr(float(self._packet[0]))
         return self._lr
+
+    @property
+    def done(self) -> bool:
+        """The job is finished (every rank knows: the final decision is broadcast)."""
+        return self._decision.action == "done"
+
+    @property
+    def talks_to_service(self) -> bool:
+        """True on rank ``src`` only: the one rank with a Tuner and a connection."""
+        return self.tuner is not None
 
     def close(self) -> None:
         if self.tuner is not None:

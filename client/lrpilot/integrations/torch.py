@@ -4,7 +4,8 @@
 ReduceLROnPlateau's ``step(metrics)``) and sets the next LR. ``scheduler.step()`` without a loss
 reports nothing and only re-applies the tuner's current LR: that is what frameworks which call
 ``step()`` on their own (the Hugging Face Trainer) need, while the loss reaches the tuner through
-their callback.
+their callback. A scheduler stepped again and again while no loss reaches the tuner from anywhere
+is a mis-wiring (the LR would never move) and raises :class:`~lrpilot.errors.WiringError`.
 """
 
 from __future__ import annotations
@@ -14,21 +15,34 @@ from typing import Any, SupportsFloat
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
+from lrpilot.errors import WiringError
+from lrpilot.integrations._wiring import require_model
 from lrpilot.optim import apply_lr
+from lrpilot.torch_state import Stateful
 from lrpilot.tuner import Tuner
+
+#: ``step()`` calls without a loss tolerated before the tuner must have heard of one: a framework
+#: steps the scheduler just before its callback reports the same step's loss.
+_LOSSLESS_SLACK = 2
 
 
 class LRPilotScheduler(LRScheduler):
     """The tuner's LR on every param group. The tuner is not part of ``state_dict()``: the job is.
 
-    Resuming is by job name (a new Tuner re-attaches), so a checkpoint holds only plain numbers
-    and never an HTTP session.
+    The tuner restores the model at every search candidate, so it needs the model: pass it to the
+    Tuner or here (``model=``); without one the constructor raises. Resuming is by job name (a new
+    Tuner re-attaches), so a checkpoint holds only plain numbers and never an HTTP session.
     """
 
-    def __init__(self, optimizer: Optimizer, tuner: Tuner, last_epoch: int = -1) -> None:
+    def __init__(
+        self, optimizer: Optimizer, tuner: Tuner, last_epoch: int = -1, *, model: Stateful | None = None
+    ) -> None:
         self.tuner = tuner
-        if tuner.optimizer is None:  # the tuner needs the optimizer for snapshot/restore
-            tuner.bind(tuner.model, optimizer)
+        model = model if model is not None else tuner.model
+        require_model(model, "the Tuner was built without model= and none was given to LRPilotScheduler")
+        if tuner.optimizer is None or tuner.model is None:  # snapshot/restore need both
+            tuner.bind(model, tuner.optimizer if tuner.optimizer is not None else optimizer)
+        self._tuner_origin = tuner.step
         super().__init__(optimizer, last_epoch)  # calls step() once: no metric, so no network
 
     def step(  # type: ignore[override]
@@ -39,6 +53,12 @@ class LRPilotScheduler(LRScheduler):
         self.last_epoch += 1
         if metrics is not None:
             self.tuner.next_lr(self.tuner.step, metrics, grad_norm)
+        elif self.last_epoch - (self.tuner.step - self._tuner_origin) > _LOSSLESS_SLACK:
+            raise WiringError(
+                f"LRPilotScheduler.step() was called {self.last_epoch} times but the tuner received "
+                f"{self.tuner.step - self._tuner_origin} losses: pass the loss, scheduler.step(loss), "
+                "or add the framework's lrpilot callback (LRPilotHFCallback, LRPilotCallback) that reports it"
+            )
         lr = self.tuner.lr
         apply_lr(self.optimizer, lr)
         self._last_lr = [lr for _ in self.optimizer.param_groups]
@@ -59,3 +79,4 @@ class LRPilotScheduler(LRScheduler):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         state = {key: value for key, value in state_dict.items() if key != "job"}
         self.__dict__.update(state)
+        self._tuner_origin = self.tuner.step - self.last_epoch  # count losses from the checkpoint on

@@ -19,8 +19,8 @@ from contextlib import asynccontextmanager
 
 import anyio.to_thread
 from fastapi import Depends, FastAPI
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 from lrpilot import __version__
 from lrpilot_service.api.deps import authenticated_caller
@@ -28,7 +28,7 @@ from lrpilot_service.api.errors import install_error_handlers
 from lrpilot_service.api.limits import BodySizeLimit, InflightLimit
 from lrpilot_service.api.metrics import Metrics, RequestMetrics
 from lrpilot_service.api.ratelimit import RateLimiter
-from lrpilot_service.api.routes import admin, health, jobs, login
+from lrpilot_service.api.routes import admin, dashboard, docs, health, jobs, login
 from lrpilot_service.api.settings import Settings
 from lrpilot_service.api.warmup import warm_engine
 from lrpilot_service.store import JobRepository, open_repository
@@ -68,9 +68,9 @@ def create_app(settings: Settings | None = None, repository: JobRepository | Non
         summary="Online learning-rate schedule tuner: one report per window of steps, one decision back.",
         version=__version__,
         lifespan=lifespan,
-        docs_url=None,
-        redoc_url=None,
-        openapi_url=None,
+        docs_url=None,  # served by routes/docs.py from local assets, behind the token
+        redoc_url=None,  # ReDoc would load its script from a CDN
+        openapi_url=None,  # served below, behind the token
     )
     app.state.settings = settings
     app.state.metrics = metrics = Metrics()
@@ -81,14 +81,13 @@ def create_app(settings: Settings | None = None, repository: JobRepository | Non
     app.include_router(jobs.router)
     app.include_router(admin.router)
     app.include_router(login.router)
+    app.include_router(dashboard.router)
+    app.include_router(docs.router, dependencies=protect)
+    app.mount("/static", StaticFiles(packages=[("lrpilot_service.api", "static")]), name="static")
 
-    @app.get("/openapi.json", include_in_schema=False, dependencies=protect)
+    @app.get(docs.OPENAPI_URL, include_in_schema=False, dependencies=protect)
     def openapi() -> JSONResponse:
         return JSONResponse(app.openapi())
-
-    @app.get("/docs", include_in_schema=False, dependencies=protect)
-    def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="lrpilot API")
 
     app.add_middleware(
         BodySizeLimit, max_bytes=settings.max_body_bytes, body_timeout_s=settings.body_timeout_s

@@ -1,71 +1,141 @@
-"""Prometheus metrics in the text exposition format, hand-written to avoid a dependency.
+"""Prometheus metrics that are true whatever worker answers the scrape (prometheus_client).
 
-Counters live in the process: with several uvicorn workers each worker reports its own, which is
-what Prometheus expects from a scrape target per process. Job counts come from the database, so
-they are the same whichever worker answers.
+``lrpilot serve`` runs uvicorn workers as separate processes. With per-process counters a scrape
+reads one worker's share at random, so ``lrpilot serve`` turns on prometheus_client's
+multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``, set by ``api/serve.py``): every
+worker writes its samples to memory-mapped files in one directory and a scrape sums them all.
+An app built without that variable (tests, the embedded mode) keeps its own registry.
+
+Job counts (active, stale, done) are not counters at all: they are read from the database at
+scrape time, so every worker reports the same numbers.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import Counter
-from collections.abc import Mapping
+import math
+import os
+from collections.abc import Iterable, Iterator
 
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from lrpilot.protocol import Decision, WindowReport
+from lrpilot_service.store import JobRepository
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 DECISION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+#: A running job whose last report is older than this is counted as stale (heartbeats are reports).
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class Metrics:
-    """Request counts by (method, route, status) and a histogram of decision latency."""
+    """The service's counters and histograms; ``render`` adds the database's job counts."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._requests: Counter[tuple[str, str, int]] = Counter()
-        self._buckets = [0] * len(DECISION_BUCKETS)
-        self._decisions = 0
-        self._decision_seconds = 0.0
+        self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
+        # Multiprocess samples live in files, not in a registry: register nowhere, collect at scrape.
+        self._registry = None if self.multiprocess else CollectorRegistry()
+        registry = self._registry
+        self.requests = Counter(
+            "lrpilot_http_requests", "HTTP requests by method, route template and status.",
+            ["method", "route", "status"], registry=registry,
+        )  # fmt: skip
+        self.decisions = Counter(
+            "lrpilot_decisions",
+            "Decisions returned for window reports, by phase.",
+            ["phase"],
+            registry=registry,
+        )
+        self.decision_seconds = Histogram(
+            "lrpilot_decision_seconds", "Report-to-decision time (lock, engine, commit).",
+            buckets=DECISION_BUCKETS, registry=registry,
+        )  # fmt: skip
+        self.gp_fit_seconds = Histogram(
+            "lrpilot_gp_fit_seconds",
+            "Time of the report calls that scored a search try (forecast, then the GP fit of the "
+            "next proposal or of the stage's choice).",
+            buckets=DECISION_BUCKETS, registry=registry,
+        )  # fmt: skip
+        self.fallback_windows = Counter(
+            "lrpilot_client_fallback_windows",
+            "Reported windows whose LRs were not the planned ones (a client replaying its fallback).",
+            registry=registry,
+        )
+        self.fallback_steps = Counter(
+            "lrpilot_client_fallback_steps", "Reported steps trained at a fallback LR.", registry=registry
+        )
 
     def count_request(self, method: str, route: str, status: int) -> None:
-        with self._lock:
-            self._requests[(method, route, status)] += 1
+        self.requests.labels(method, route, str(status)).inc()
 
-    def observe_decision(self, seconds: float) -> None:
-        with self._lock:
-            self._decisions += 1
-            self._decision_seconds += seconds
-            for index, bound in enumerate(DECISION_BUCKETS):
-                if seconds <= bound:
-                    self._buckets[index] += 1
+    def observe_decision(self, seconds: float, decision: Decision | None = None) -> None:
+        """One report answered in ``seconds``; a restore follows a scored search try (GP at work)."""
+        self.decision_seconds.observe(seconds)
+        if decision is not None:
+            self.decisions.labels(decision.phase).inc()
+            if decision.action == "restore":
+                self.observe_gp_fit(seconds)
 
-    def render(self, jobs_by_status: Mapping[str, int]) -> str:
-        """The exposition text; ``jobs_by_status`` is read from the database by the caller."""
-        with self._lock:
-            requests = sorted(self._requests.items())
-            buckets, count, total = list(self._buckets), self._decisions, self._decision_seconds
-        lines = [
-            "# HELP lrpilot_http_requests_total HTTP requests by method, route template and status.",
-            "# TYPE lrpilot_http_requests_total counter",
-        ]
-        for (method, route, status), value in requests:
-            labels = _labels(method=method, route=route, status=str(status))
-            lines.append(f"lrpilot_http_requests_total{labels} {value}")
-        lines += [
-            "# HELP lrpilot_decision_seconds Report-to-decision time (lock, engine, commit).",
-            "# TYPE lrpilot_decision_seconds histogram",
-        ]
-        for bound, value in zip(DECISION_BUCKETS, buckets, strict=True):
-            lines.append(f'lrpilot_decision_seconds_bucket{{le="{bound}"}} {value}')
-        lines += [
-            f'lrpilot_decision_seconds_bucket{{le="+Inf"}} {count}',
-            f"lrpilot_decision_seconds_sum {total}",
-            f"lrpilot_decision_seconds_count {count}",
-            "# HELP lrpilot_jobs Jobs in the database by status.",
-            "# TYPE lrpilot_jobs gauge",
-        ]
-        for job_status in sorted({"running", "done", *jobs_by_status}):
-            lines.append(f"lrpilot_jobs{_labels(status=job_status)} {jobs_by_status.get(job_status, 0)}")
-        return "\n".join(lines) + "\n"
+    def observe_gp_fit(self, seconds: float) -> None:
+        """The hook for GP fit time (the engine is pure and keeps no clock: its caller times it)."""
+        self.gp_fit_seconds.observe(seconds)
+
+    def observe_report(self, planned: Decision, report: WindowReport) -> None:
+        """Count the steps whose LR differs from the plan: the client trained them in fallback."""
+        if report.lrs is None:
+            return
+        start = report.start_step
+        off = sum(
+            not math.isclose(lr, planned.lr_at(start + i), rel_tol=1e-9, abs_tol=1e-15)
+            for i, lr in enumerate(report.lrs)
+        )
+        if off:
+            self.fallback_windows.inc()
+            self.fallback_steps.inc(off)
+
+    def render(self, repository: JobRepository) -> bytes:
+        """The exposition text of every worker's samples plus the database's job counts."""
+        registry = CollectorRegistry()
+        if self.multiprocess:
+            from prometheus_client import multiprocess
+
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        else:
+            assert self._registry is not None
+            registry.register(_Forward(self._registry))
+        registry.register(JobCounts(repository))
+        return generate_latest(registry)
+
+
+class _Forward(Collector):
+    """Collects another registry (the app's own, outside multiprocess mode)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    def collect(self) -> Iterable[Metric]:
+        return self.registry.collect()
+
+
+class JobCounts(Collector):
+    """Jobs by status, read from the database at scrape time (the same whichever worker answers).
+
+    ``running`` jobs are reported as ``active``; a running job with no report for ``stale_after_s``
+    is marked ``stale`` by the store's sweep (the database clock), so the two never overlap.
+    """
+
+    def __init__(self, repository: JobRepository) -> None:
+        self.repository = repository
+
+    def collect(self) -> Iterator[Metric]:
+        counts = self.repository.job_counts()
+        jobs = GaugeMetricFamily("lrpilot_jobs", "Jobs in the database by status.", labels=["status"])
+        shown = {"active": counts.get("running", 0), **{k: v for k, v in counts.items() if k != "running"}}
+        for name in sorted({"active", "stale", "done", "failed", *shown}):
+            jobs.add_metric([name], shown.get(name, 0))
+        yield jobs
 
 
 class RequestMetrics:
@@ -92,11 +162,3 @@ class RequestMetrics:
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
             self.metrics.count_request(scope["method"], route, status)
-
-
-def _labels(**labels: str) -> str:
-    return "{" + ",".join(f'{key}="{_escape(value)}"' for key, value in labels.items()) + "}"
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

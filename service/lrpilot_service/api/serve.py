@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -23,6 +25,20 @@ from lrpilot_service.store.migrate import upgrade
 
 APP_FACTORY = "lrpilot_service.api.app:create_app_from_env"
 logger = logging.getLogger(__name__)
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's multiprocess mode (api/metrics.py)
+
+
+def prepare_multiprocess_dir(directory: str) -> None:
+    """Point prometheus_client's multiprocess mode at ``directory``, emptied of a previous run's files.
+
+    Must run before any worker imports prometheus_client, which reads the variable at import: so
+    this module does not import the metrics module.
+    """
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink()
+    os.environ[MULTIPROC_ENV] = str(path)
 
 
 def run(
@@ -45,6 +61,8 @@ def run(
     overrides: dict[str, Any] = {name: value for name, value in given.items() if value is not None}
     settings = Settings(**overrides)  # the rest from LRPILOT_* variables, then the defaults
     upgrade(settings.database_url)
+    # Every worker writes its metrics where a scrape of any worker reads them all (api/metrics.py).
+    prepare_multiprocess_dir(os.environ.get(MULTIPROC_ENV) or tempfile.mkdtemp(prefix="lrpilot-metrics-"))
     # Every setting, resolved, for the workers (auth too: a worker must not re-guess it).
     os.environ.update(
         {

@@ -36,7 +36,8 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1)
     auth: Literal["required", "off"] | None = Field(
         None,
-        description="Bearer-token authentication; None: required unless the service binds a loopback address.",  # noqa: E501
+        description="Bearer-token authentication; None: required unless the service binds a "
+        "loopback address.",
     )
     # Lifecycle and quotas.
     stale_after_s: float = Field(3600.0, gt=0, description="A running job with no report this long is stale.")

@@ -12,6 +12,7 @@ job's GP fit hold up every other job's decision (tests/store/test_lifecycle.py c
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Engine, Select, Table, and_, func, insert, select, update
@@ -30,7 +31,15 @@ _JOBS = cast(Table, Job.__table__)
 _DECISIONS = cast(Table, DecisionRecord.__table__)
 
 
-def decide(reads: Engine, tenant: str, name: str, window: int, report: WindowReport) -> Decision:
+@dataclass(frozen=True)
+class Decided:
+    """The decision for the next window, and (when this call decided it) the one the report followed."""
+
+    decision: Decision
+    planned: Decision | None  # None: a replayed reply, nothing new was learnt from the report
+
+
+def decide(reads: Engine, tenant: str, name: str, window: int, report: WindowReport) -> Decided:
     """The decision for ``window + 1`` (see the module docstring); one attempt, the caller retries."""
     with reads.connect() as connection:
         with Session(connection) as session:
@@ -39,7 +48,7 @@ def decide(reads: Engine, tenant: str, name: str, window: int, report: WindowRep
                 raise JobNotFound(tenant, name)
             job_id, awaited, stored_config, current = row
             if window < awaited:
-                return stored_decision(session, job_id, window + 1)
+                return Decided(stored_decision(session, job_id, window + 1), None)
             if window > awaited:
                 raise WindowConflict(name, window, awaited)
             state = load_state(session, job_id)
@@ -50,10 +59,9 @@ def decide(reads: Engine, tenant: str, name: str, window: int, report: WindowRep
         with Session(connection) as session:
             if not _claim(session, job_id, window, decision, new_state, len(report.losses)):
                 session.rollback()  # decided meanwhile by another process: its decision is the reply
-                return stored_decision(session, job_id, window + 1)
-            insert_observations(
-                session, report_columns(job_id, window, report, Decision.model_validate(current))
-            )
+                return Decided(stored_decision(session, job_id, window + 1), None)
+            planned = Decision.model_validate(current)
+            insert_observations(session, report_columns(job_id, window, report, planned))
             session.connection().execute(
                 insert(_DECISIONS).values(
                     job_id=job_id, window_index=decision.window, decision=decision.model_dump(mode="json")
@@ -61,7 +69,7 @@ def decide(reads: Engine, tenant: str, name: str, window: int, report: WindowRep
             )
             save_state(session, job_id, new_state, state)
             session.commit()
-            return decision
+            return Decided(decision, planned)
 
 
 def stored_decision(session: Session, job_id: int, window: int) -> Decision:

@@ -26,12 +26,13 @@ from lrpilot_service.store.db import (
     retry_transaction,
     write_engine,
 )
-from lrpilot_service.store.decide import decide, state_version, status_of, stored_decision
+from lrpilot_service.store.decide import Decided, decide, state_version, status_of, stored_decision
 from lrpilot_service.store.engine_state import load_state, save_state
 from lrpilot_service.store.errors import JobConflict, JobNotFound
 from lrpilot_service.store.migrate import upgrade_engine
 from lrpilot_service.store.models import DecisionRecord, Job, Tenant
 from lrpilot_service.store.schedule import load_schedule
+from lrpilot_service.store.summaries import last_losses
 from lrpilot_service.store.tenants import check_quota, ensure_tenant, utc
 
 
@@ -81,12 +82,25 @@ class JobRepository:
 
     def report_window(self, tenant: str, name: str, window: int, report: WindowReport) -> Decision:
         """The decision for ``window + 1``: computed once, stored under the job's lock, then replayed."""
+        return self.decide(tenant, name, window, report).decision
+
+    def decide(self, tenant: str, name: str, window: int, report: WindowReport) -> Decided:
+        """``report_window``, also returning the decision the report followed (for the metrics)."""
         return retry_transaction(lambda: decide(self._reads, tenant, name, window, report))
 
     def get_job(self, tenant: str, name: str) -> JobView:
         def read() -> JobView:
             with self._read() as session:
                 return self._view(session, self._job(session, tenant, name, lock=False), tenant)
+
+        return retry_transaction(read)
+
+    def last_losses(self, tenant: str) -> dict[str, tuple[int, float | None]]:
+        """Each of the tenant's jobs that reported: its last step and that step's loss (the dashboard)."""
+
+        def read() -> dict[str, tuple[int, float | None]]:
+            with self._read() as session:
+                return last_losses(session, tenant)
 
         return retry_transaction(read)
 

@@ -31,7 +31,7 @@ def test_cli_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> Non
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
-    for command in ("serve", "db", "jobs", "show", "export", "demo", "bench"):
+    for command in ("serve", "db", "jobs", "show", "export", "plot", "replay", "demo", "bench"):
         assert command in out
 
 
@@ -48,3 +48,18 @@ def test_export_prints_schedule_json_from_the_embedded_database(
     assert '"job": "cli-job"' in capsys.readouterr().out
     assert main(["jobs", "--database-url", url]) == 0
     assert "cli-job" in capsys.readouterr().out
+
+
+def test_demo_without_matplotlib_reports_and_says_what_to_install(tmp_path: Path) -> None:
+    """A `[server]` install has no matplotlib: the demo still trains and reports, then says why no plot."""
+    out = tmp_path / "demo"
+    probe = (
+        "import sys; sys.modules['matplotlib'] = None\nfrom lrpilot.cli import main\n"
+        f"sys.exit(main(['demo', '--steps', '60', '--out', {str(out)!r}]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "final validation loss" in result.stdout and "pip install 'lrpilot[plot]'" in result.stdout
+    assert not (out / "demo.png").exists()

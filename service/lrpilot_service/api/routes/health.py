@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from lrpilot.protocol import ErrorBody
 from lrpilot_service.api.deps import AppMetrics, AuthenticatedCaller, Repository
+from lrpilot_service.api.metrics import CONTENT_TYPE
 
 router = APIRouter(tags=["operations"])
 logger = logging.getLogger(__name__)
@@ -36,5 +37,5 @@ def healthz(repository: Repository) -> JSONResponse:
     responses={code: {"model": ErrorBody} for code in (401, 429, 503)},
 )
 def metrics(repository: Repository, registry: AppMetrics, _: AuthenticatedCaller) -> PlainTextResponse:
-    text = registry.render(repository.job_counts())
-    return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+    """Prometheus exposition: every worker's counters summed, job counts from the database."""
+    return PlainTextResponse(registry.render(repository), media_type=CONTENT_TYPE)

@@ -102,9 +102,11 @@ def report_window(
 ) -> Decision:
     """Report a window's losses; get the next decision. A retry of a decided window gets the same one."""
     started = time.perf_counter()
-    decision = repository.report_window(tenant, job, window, report)
-    metrics.observe_decision(time.perf_counter() - started)
-    return decision
+    decided = repository.decide(tenant, job, window, report)
+    metrics.observe_decision(time.perf_counter() - started, decided.decision)
+    if decided.planned is not None:  # steps a client trained in fallback show in the plan it left
+        metrics.observe_report(decided.planned, report)
+    return decided.decision
 
 
 @router.get("/{job}/schedule")

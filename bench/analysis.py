@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.methods import LR_FREE, TUNERS, RunSpec
-from bench.runner import grid
 from bench.schedules import SCHEDULES
 from bench.stats import bootstrap_ci, iqm, median_steps, probability_of_improvement, score, steps_to_target
 from bench.workloads import WORKLOADS
@@ -91,7 +90,7 @@ class WorkloadAnalysis:
 def analyse(results: Results, workload: str, seeds: int, quick: bool) -> WorkloadAnalysis:
     """Build the rows of one workload from the results (runs that failed are listed as missing)."""
     w = WORKLOADS[workload]
-    budget, points = w.budget(quick), grid(w, quick)
+    budget, points = w.budget(quick), w.grid(quick)
     missing: list[str] = []
 
     def runs(method: str, lr: float | None) -> list[dict[str, Any]] | None:

@@ -6,8 +6,9 @@ only decides the LR of each step (and lrpilot, through its tuner, also snapshots
 model): search and re-run steps are therefore charged like any other step.
 
 Methods: the seven hand schedules at a given peak LR; schedule-free SGD/AdamW and Prodigy at
-their recommended defaults; lrpilot with one wide default range; lrpilot configured like the
-released AutoLRS (the reference peer).
+their recommended defaults; lrpilot untuned with its one wide default range, and again with the
+workload's own range (the grid's span: what a user who knows the workload would give it), and with
+a validation function; lrpilot configured like the released AutoLRS (the reference peer).
 """
 
 from __future__ import annotations
@@ -18,17 +19,50 @@ import math
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
 from bench.schedules import SCHEDULES, warmup_steps
-from bench.workloads import Workload
+from bench.workloads import WORKLOADS, Workload
 
 LR_FREE = ("schedulefree", "prodigy")
-TUNERS = ("lrpilot", "lrpilot-val", "autolrs")
+
+
+@dataclass(frozen=True)
+class TunerMethod:
+    """lrpilot as one benchmark method: settings that differ from its defaults, and its LR range.
+
+    ``lr_range`` "wide" leaves lr_min / lr_max at lrpilot's defaults (one range for every
+    workload: untuned); "own" gives the workload's grid span. ``val_fn`` passes a validation
+    function (the held-out loss the grid baselines are selected on).
+    """
+
+    config: dict[str, Any] = field(default_factory=dict)
+    lr_range: Literal["wide", "own"] = "wide"
+    val_fn: bool = False
+    #: Engine constants set for this method only ("module.NAME": value): ablations of choices that
+    #: are not settings (bench/levers.py). Applied in the worker process that trains the run.
+    patches: dict[str, Any] = field(default_factory=dict)
+
+    def apply_patches(self) -> None:
+        import importlib
+
+        for target, value in self.patches.items():
+            module, name = target.rsplit(".", 1)
+            setattr(importlib.import_module(module), name, value)
+
+    def settings(self, workload: Workload) -> dict[str, Any]:
+        extra = dict(self.config)
+        if self.lr_range == "own":
+            extra["lr_min"], extra["lr_max"] = workload.own_range()
+        if self.val_fn:
+            extra.setdefault("objective", "val")
+        return extra
+
+
 # The released AutoLRS, expressed as lrpilot configuration (lrpilot.protocol.TunerConfig).
 AUTOLRS_CONFIG: dict[str, Any] = {
     "candidates": 10,
@@ -37,14 +71,27 @@ AUTOLRS_CONFIG: dict[str, Any] = {
     "anneal": "none",
     "refine_candidates": 10,
 }
-# Per tuner method, what differs from lrpilot's defaults. "lrpilot-val" scores tries on the
-# validation loss (val_fn), the quantity the grid baselines are selected on; still untuned.
-TUNER_CONFIGS: dict[str, dict[str, Any]] = {
-    "lrpilot": {},
-    "lrpilot-val": {"objective": "val"},
-    "autolrs": AUTOLRS_CONFIG,
+TUNER_METHODS: dict[str, TunerMethod] = {
+    "lrpilot": TunerMethod(),
+    "lrpilot-own": TunerMethod(lr_range="own"),
+    "lrpilot-val": TunerMethod(val_fn=True),
+    "autolrs": TunerMethod(AUTOLRS_CONFIG, lr_range="own"),
 }
-LRPILOT_RANGE = (1e-5, 1.0)  # one wide default range for every workload: no per-workload tuning
+TUNERS = tuple(TUNER_METHODS)
+
+
+def tuner_method(name: str) -> TunerMethod | None:
+    """The benchmark's tuner methods, then the engine levers of bench/levers.py (ablations)."""
+    if name in TUNER_METHODS:
+        return TUNER_METHODS[name]
+    from bench.levers import LEVERS
+
+    lever = LEVERS.get(name)
+    return None if lever is None else lever.method
+
+
+def is_tuner(name: str) -> bool:
+    return tuner_method(name) is not None
 
 
 @dataclass(frozen=True)
@@ -129,7 +176,8 @@ class TunerDriver(Driver):
         optimizer: torch.optim.Optimizer,
         spec: RunSpec,
         model: nn.Module,
-        val_fn: Callable[[], float] | None = None,
+        method: TunerMethod,
+        val_fn: Callable[[], float],
     ) -> None:
         super().__init__(optimizer, spec)
         from lrpilot import Tuner, embedded_transport
@@ -137,14 +185,13 @@ class TunerDriver(Driver):
         # embedded mode, explicitly: never a service someone left running at $LRPILOT_URL
         self._tmp = tempfile.TemporaryDirectory(prefix="lrpilot-bench-")
         transport = embedded_transport(f"sqlite:///{self._tmp.name}/lrpilot.db")
-        extra: dict[str, Any] = dict(TUNER_CONFIGS[spec.method])
+        method.apply_patches()
+        extra = method.settings(WORKLOADS[spec.workload])
         if extra.get("objective") == "val":
             extra["val_fn"] = val_fn
         self.tuner = Tuner(
             job=f"bench-{spec.key()}".replace("__", "-"),
             url=None,
-            lr_min=LRPILOT_RANGE[0],
-            lr_max=LRPILOT_RANGE[1],
             total_steps=spec.budget,
             model=model,
             optimizer=optimizer,
@@ -182,7 +229,7 @@ def build(workload: Workload, spec: RunSpec, model: nn.Module) -> Driver:
         warm = warmup_steps(total)
         sf: torch.optim.Optimizer = (
             schedulefree.SGDScheduleFree(params, lr=1.0, momentum=0.9, weight_decay=wd, warmup_steps=warm)
-            if workload.family == "sgd"
+            if workload.family != "adamw"
             else schedulefree.AdamWScheduleFree(params, lr=0.0025, weight_decay=wd, warmup_steps=warm)
         )
         return ScheduleFreeDriver(sf, spec)
@@ -193,13 +240,15 @@ def build(workload: Workload, spec: RunSpec, model: nn.Module) -> Driver:
             prodigy = Prodigy(params, lr=1.0, weight_decay=wd)
         return ProdigyDriver(prodigy, spec)
     lr0 = spec.peak_lr if spec.peak_lr is not None else workload.default_lr
-    opt: torch.optim.Optimizer = (
-        torch.optim.SGD(params, lr=lr0, momentum=0.9, weight_decay=wd)
-        if workload.family == "sgd"
-        else torch.optim.AdamW(params, lr=lr0, weight_decay=wd)
-    )
-    if spec.method in TUNERS:
-        return TunerDriver(opt, spec, model, val_fn=lambda: _validation_loss(workload, model))
+    opt: torch.optim.Optimizer
+    if workload.family == "adamw":
+        opt = torch.optim.AdamW(params, lr=lr0, weight_decay=wd)
+    else:
+        momentum = 0.9 if workload.family == "sgd" else 0.0
+        opt = torch.optim.SGD(params, lr=lr0, momentum=momentum, weight_decay=wd)
+    method = tuner_method(spec.method)
+    if method is not None:
+        return TunerDriver(opt, spec, model, method, val_fn=lambda: _validation_loss(workload, model))
     if spec.method not in SCHEDULES:
         raise ValueError(f"unknown method {spec.method!r}")
     return Driver(opt, spec)
@@ -264,7 +313,7 @@ def train(workload: Workload, spec: RunSpec) -> dict[str, Any]:
         value = float(loss.detach())
         losses.append(value)
         driver.after(step, value, grad_norm)
-        if not math.isfinite(value) and spec.method not in TUNERS:
+        if not math.isfinite(value) and not is_tuner(spec.method):
             stopped_at = step + 1
             curve.append([spec.budget, math.nan])
             break

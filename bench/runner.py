@@ -23,24 +23,12 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from bench.methods import LR_FREE, TUNERS, RunSpec, train
+from bench.methods import LR_FREE, TUNERS, RunSpec, is_tuner, train
 from bench.schedules import SCHEDULES
-from bench.workloads import WORKLOADS, Workload
+from bench.workloads import WORKLOADS
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 CACHE_VERSION = "v1"  # bump when the training loop or a workload changes meaning
-
-
-def grid(workload: Workload, quick: bool) -> list[float]:
-    """Peak-LR grid: 7 half-decade steps (3 decades) around the workload's grid centre; quick
-    mode: 3 points a decade apart.
-
-    A first 5-point grid around the textbook defaults put nearly every schedule's optimum on an
-    edge, i.e. under-tuned baselines; the centres were moved so the grids bracket the optima.
-    The textbook default is a grid point on every workload, so its untuned runs cost nothing.
-    """
-    exps = (-2, 0, 2) if quick else range(-3, 4)
-    return [float(f"{workload.grid_centre * 10 ** (k / 2):.3g}") for k in exps]
 
 
 def tuner_available() -> str | None:
@@ -62,7 +50,7 @@ def plan(workloads: Sequence[str], seeds: int, quick: bool, with_tuners: bool = 
         for seed in range(seeds):
             # tuners first: they are the slowest and the least predictable, so start them early
             specs += [RunSpec(name, m, None, seed, budget) for m in others[::-1]]
-            lrs = [*grid(w, quick), w.default_lr]  # the default is normally a grid point (deduplicated)
+            lrs = [*w.grid(quick), w.default_lr]  # the default is normally a grid point (deduplicated)
             specs += [RunSpec(name, s, lr, seed, budget) for s in SCHEDULES for lr in lrs]
     return list(dict.fromkeys(specs))
 
@@ -84,7 +72,7 @@ def lrpilot_fingerprint() -> str:
 
 
 def cache_path(spec: RunSpec) -> Path:
-    suffix = f"__{lrpilot_fingerprint()}" if spec.method in TUNERS else ""
+    suffix = f"__{lrpilot_fingerprint()}" if is_tuner(spec.method) else ""
     return RESULTS_DIR / CACHE_VERSION / spec.workload / f"{spec.key()}{suffix}.json"
 
 
@@ -202,7 +190,7 @@ def check(specs: Sequence[RunSpec], results: dict[RunSpec, dict[str, Any]]) -> l
             problems.append(
                 f"{name}: trained {trained} steps, recorded {len(r['lrs'])} LRs, budget {spec.budget}"
             )
-        if spec.method in TUNERS:
+        if is_tuner(spec.method):
             share = r.get("search_share")
             if share is None or not 0.0 <= share <= 1.0:
                 problems.append(f"{name}: search share {share!r} not in [0, 1]")

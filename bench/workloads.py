@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-Family = Literal["sgd", "adamw"]
+Family = Literal["sgd", "sgd_plain", "adamw"]
+"""sgd: momentum 0.9; sgd_plain: no momentum; adamw: torch defaults (betas 0.9, 0.999)."""
 LossKind = Literal["ce", "bce", "mse"]
 SPLIT_SEED = 0
 
@@ -59,6 +60,21 @@ class Workload:
     def budget(self, quick: bool) -> int:
         """Step budget T; quick mode shortens it so the machinery check stays in minutes."""
         return self.quick_steps if quick else self.total_steps
+
+    def grid(self, quick: bool) -> list[float]:
+        """Peak-LR grid: 7 half-decade steps (3 decades) around the grid centre; quick mode: 3 points
+        a decade apart.
+
+        A first 5-point grid around the textbook defaults put nearly every schedule's optimum on an
+        edge, i.e. under-tuned baselines; the centres were moved so the grids bracket the optima.
+        """
+        exps = (-2, 0, 2) if quick else range(-3, 4)
+        return [float(f"{self.grid_centre * 10 ** (k / 2):.3g}") for k in exps]
+
+    def own_range(self) -> tuple[float, float]:
+        """The LR range a user who knows this workload would give a tuner: the full grid's span."""
+        points = self.grid(quick=False)
+        return points[0], points[-1]
 
     def data(self) -> Data:
         """The workload's tensors, loaded once per process."""
@@ -211,6 +227,124 @@ def _cnn() -> nn.Module:
     )
 
 
+LM_BYTES_CONTEXT = 64
+
+
+@functools.cache
+def _stdlib_bytes() -> bytes:
+    """Every top-level module of the running Python's standard library, in sorted order.
+
+    About 4.7 MB of real code and docstrings ships with every Python: 2,000 steps of 8 x 64 bytes
+    read 1 MB of it, a fifth of an epoch, so the model cannot memorise its training data.
+    """
+    import sysconfig
+    from pathlib import Path
+
+    root = Path(sysconfig.get_paths()["stdlib"])
+    return b"\n".join(path.read_bytes() for path in sorted(root.glob("*.py")))
+
+
+def _lm_bytes() -> Data:
+    """Byte-level chunks of the stdlib sources; the validation chunks come from held-out files."""
+    raw = np.frombuffer(_stdlib_bytes(), dtype=np.uint8)
+    vocab = np.unique(raw)
+    ids = torch.tensor(np.searchsorted(vocab, raw), dtype=torch.long)
+    n = len(ids) // (LM_BYTES_CONTEXT + 1)
+    chunks = ids[: n * (LM_BYTES_CONTEXT + 1)].view(n, LM_BYTES_CONTEXT + 1)
+    cut = int(0.9 * n)  # the last 10% of the text (other modules) is never trained on
+    va = torch.tensor(np.random.default_rng(SPLIT_SEED).choice(n - cut, 128, replace=False)) + cut
+    return Data(chunks[:cut, :-1], chunks[:cut, 1:], chunks[va, :-1], chunks[va, 1:])
+
+
+def _lm_bytes_vocab() -> int:
+    return len(np.unique(np.frombuffer(_stdlib_bytes(), dtype=np.uint8)))
+
+
+class _Block(nn.Module):
+    """Pre-norm causal self-attention + GELU MLP (GPT-2 style), attention by SDPA."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.qkv, self.out = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+        self.up, self.down = nn.Linear(dim, 4 * dim), nn.Linear(4 * dim, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, t, c = x.shape
+        q, k, v = self.qkv(self.norm1(x)).view(b, t, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        att = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(b, t, c)
+        x = x + self.out(att)
+        out: Tensor = x + self.down(F.gelu(self.up(self.norm2(x))))
+        return out
+
+
+class ByteGPT(nn.Module):
+    """A small GPT over bytes: learned positions, pre-norm blocks, no warmup-friendly tricks."""
+
+    def __init__(self, vocab: int, context: int, dim: int = 48, layers: int = 2, heads: int = 4) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dim)
+        self.pos = nn.Parameter(torch.zeros(context, dim))
+        self.blocks = nn.Sequential(*[_Block(dim, heads) for _ in range(layers)])
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, vocab)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.blocks(self.embed(x) + self.pos[: x.shape[1]])
+        out: Tensor = self.head(self.norm(h))
+        return out
+
+
+TEACHER_SEED = 1234
+
+
+def _small_cnn(width: int) -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(1, width, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(width, 2 * width, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(2 * width * 16, 64),
+        nn.ReLU(),
+        nn.Linear(64, 10),
+    )
+
+
+def _teacher_images() -> Data:
+    """A teacher-student image task: 8x8 images labelled by a fixed, random, wider CNN.
+
+    Unlimited clean data from a known function (60,000 training images, two epochs in 2,000
+    steps of 64), so the validation loss measures optimisation, not memorisation. Inputs are
+    spatially smoothed noise (a 3x3 blur), so the convolutions have structure to find; labels
+    are the teacher's argmax after centring each logit on its median, so the ten classes are
+    balanced.
+    """
+    gen = torch.Generator().manual_seed(TEACHER_SEED)
+    n_train, n_val = 60_000, 4_000
+    x = torch.randn(n_train + n_val, 1, 10, 10, generator=gen)
+    x = F.avg_pool2d(x, 3, stride=1)  # 10x10 -> 8x8, correlated neighbours
+    x = (x - x.mean()) / x.std()
+    with torch.random.fork_rng():
+        torch.manual_seed(TEACHER_SEED)
+        teacher = _small_cnn(16)
+    with torch.no_grad():
+        logits = teacher(x)
+        logits -= logits.median(dim=0).values
+        y = logits.argmax(dim=1)
+    return Data(x[:n_train], y[:n_train], x[n_train:], y[n_train:])
+
+
+def _friedman() -> Data:
+    """sklearn's Friedman #1 regression with noise: 60,000 rows, so 3,000 steps of 64 see 3 epochs."""
+    from sklearn.datasets import make_friedman1
+
+    x, y = make_friedman1(n_samples=75_000, n_features=10, noise=1.0, random_state=SPLIT_SEED)
+    return _tabular(x, y, torch.float32, standardise_y=True)
+
+
 # Budgets T are sized for ~1-6 s per run on one thread; quick budgets for well under a second.
 WORKLOADS: dict[str, Workload] = {
     w.name: w
@@ -284,6 +418,48 @@ WORKLOADS: dict[str, Workload] = {
             weight_decay=0.01,
             load=_diabetes,
             make_model=lambda: _mlp([10, 64, 64, 1]),
+        ),
+        Workload(
+            name="lm_bytes",
+            description=f"byte-level GPT (2 layers, d=48, context {LM_BYTES_CONTEXT}) on the stdlib sources",
+            family="adamw",
+            loss_kind="ce",
+            batch_size=8,
+            total_steps=2000,
+            quick_steps=60,
+            default_lr=1e-3,
+            grid_centre=1e-2,
+            weight_decay=0.01,
+            load=_lm_bytes,
+            make_model=lambda: ByteGPT(_lm_bytes_vocab(), LM_BYTES_CONTEXT),
+        ),
+        Workload(
+            name="teacher_cnn",
+            description="CNN conv8-conv16-pool-fc64 on 8x8 images labelled by a random wider CNN",
+            family="sgd",
+            loss_kind="ce",
+            batch_size=64,
+            total_steps=2000,
+            quick_steps=100,
+            default_lr=0.1,
+            grid_centre=3e-2,
+            weight_decay=5e-4,
+            load=_teacher_images,
+            make_model=lambda: _small_cnn(8),
+        ),
+        Workload(
+            name="friedman_mlp",
+            description="MLP 10-128-128-1 regression on sklearn make_friedman1 (75k rows, noise 1)",
+            family="sgd_plain",
+            loss_kind="mse",
+            batch_size=64,
+            total_steps=3000,
+            quick_steps=150,
+            default_lr=0.01,
+            grid_centre=0.1,
+            weight_decay=0.0,
+            load=_friedman,
+            make_model=lambda: _mlp([10, 128, 128, 1]),
         ),
     ]
 }

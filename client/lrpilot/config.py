@@ -13,13 +13,19 @@ from lrpilot.protocol import TunerConfig
 _OWN_ARGS = frozenset({"lr_min", "lr_max", "total_steps"})
 
 
-def make_config(lr_min: float, lr_max: float, total_steps: int | None, extra: dict[str, Any]) -> TunerConfig:
-    """A validated TunerConfig; a misspelt option is a TypeError that lists the valid ones."""
+def make_config(
+    lr_min: float | None, lr_max: float | None, total_steps: int | None, extra: dict[str, Any]
+) -> TunerConfig:
+    """A validated TunerConfig; a misspelt option is a TypeError that lists the valid ones.
+
+    ``lr_min`` / ``lr_max`` left as None take TunerConfig's defaults (the one wide default range).
+    """
     valid = sorted(set(TunerConfig.model_fields) - _OWN_ARGS)
     unknown = sorted(set(extra) - set(valid))
     if unknown:
         raise TypeError(f"Tuner() got unexpected keyword argument(s) {unknown}; valid options: {valid}")
-    return TunerConfig(lr_min=lr_min, lr_max=lr_max, total_steps=total_steps, **extra)
+    given = {"lr_min": lr_min, "lr_max": lr_max}
+    return TunerConfig(total_steps=total_steps, **{k: v for k, v in given.items() if v is not None}, **extra)
 
 
 def starting_lr(config: TunerConfig) -> float:

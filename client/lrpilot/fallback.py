@@ -56,7 +56,7 @@ class FallbackSchedule:
     @classmethod
     def from_start(cls, config: TunerConfig, peak: float, step: int) -> FallbackSchedule:
         """The schedule of a run that has had no decision at all, starting at ``step``."""
-        warmup = config.warmup_steps
+        warmup = config.warmup_steps or 0
         if warmup <= 0:
             budget = config.total_steps
             share = math.ceil(FALLBACK_WARMUP_SHARE * budget) if budget else FALLBACK_WARMUP_MAX

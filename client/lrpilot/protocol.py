@@ -28,7 +28,8 @@ from lrpilot.bounds import NAME_PATTERN as NAME_PATTERN
 SCHEMA_VERSION = 1
 
 Action = Literal["continue", "snapshot", "restore", "evaluate", "done"]
-Phase = Literal["warmup", "search", "exploit", "anneal", "done"]
+Phase = Literal["probe", "warmup", "search", "exploit", "anneal", "done"]
+Ramp = Literal["linear", "geometric"]
 JobStatus = Literal["running", "stale", "done", "failed"]
 """``running``: reports arrive; ``stale``: none for the service's ``stale_after_s`` (the next report
 resumes it); ``done``: the plan ended, or the client said so; ``failed``: the client said so."""
@@ -54,27 +55,67 @@ class TunerConfig(WireModel):
 
     model_config = ConfigDict(frozen=True, json_schema_extra=add_ranges_to_schema)
 
-    lr_min: PositiveFinite = Field(1e-5, description="Smallest LR the search may try (log scale).")
+    lr_min: PositiveFinite = Field(1e-6, description="Smallest LR the search may try (log scale).")
     lr_max: PositiveFinite = Field(1.0, description="Largest LR the search may try.")
     total_steps: int | None = Field(
         None, ge=10, le=100_000_000, description="Training budget in steps, search included; enables a plan."
     )
-    warmup_steps: int = Field(0, ge=0, description="Linear warmup length (not searched).")
-    warmup_lr: PositiveFinite | None = Field(
-        None, description="LR reached at the end of warmup; default: geometric quarter point of the range."
+    probe: Literal["range_test", "none"] = Field(
+        "range_test",
+        description="Before the first stage, an LR range test from the initial weights (an exponential "
+        "sweep from lr_min to lr_max, then a restore) brackets the LRs that learn without diverging; "
+        "'none' searches the whole range. Needs total_steps.",
     )
-    candidates: int = Field(10, ge=2, le=64, description="LRs tried in the first stage's search.")
+    probe_steps: int | None = Field(
+        None, ge=10, le=100_000, description="Length of the range test; default 3% of the budget, 30 to 100."
+    )
+    warmup_steps: int | None = Field(
+        None,
+        ge=0,
+        description="Linear warmup before the first stage (kept, not searched); default 3% of the "
+        "budget (0 without total_steps).",
+    )
+    warmup_lr: PositiveFinite | None = Field(
+        None,
+        description="LR reached at the end of warmup; default: the centre of the range test's bracket "
+        "(or the geometric quarter point of the range without a range test).",
+    )
+    candidates: int = Field(5, ge=2, le=64, description="LRs tried in the first stage's search.")
     refine_candidates: int | None = Field(
-        None, ge=0, le=64, description="LRs tried in later, narrowed stages; default min(4, candidates)."
+        None, ge=0, le=64, description="LRs tried in later stages; default min(3, candidates)."
+    )
+    search_stages: int | None = Field(
+        2,
+        ge=1,
+        le=1000,
+        description="Most stages that search; after them the last LR is held, then annealed. "
+        "None: as many as the budget pays for.",
+    )
+    refine: Literal["narrow", "bracket"] = Field(
+        "bracket",
+        description="Later stages search around the last LR ('narrow': x/÷ about 2), or the first "
+        "stage's whole range again ('bracket').",
     )
     tau: int | None = Field(None, ge=10, description="First stage's exploitation length; default: budget.")
     tau_max: int | None = Field(None, ge=10, description="Cap on the exploitation length as it doubles.")
     tau_ratio: float = Field(0.1, gt=0, le=1, description="Search window per candidate as a share of tau.")
+    try_cooldown: float = Field(
+        0.3,
+        ge=0,
+        lt=1,
+        description="Share of each try spent annealing its LR toward zero; the try is then scored by "
+        "its cooled-down loss (where the LR leads once annealed, not how noisy it is at full height). "
+        "0: tries train at one LR and are scored by a forecast of their loss curve.",
+    )
     objective: Literal["train", "val"] = Field("train", description="Loss the search minimises.")
     search: Literal["bo", "space_filling"] = Field(
         "bo", description="'bo': GP + log expected improvement; 'space_filling': AutoLRS-like coverage."
     )
-    anneal: Literal["linear", "none"] = Field("linear", description="Shape of the final phase when budgeted.")
+    anneal: Literal["linear", "cosine", "sqrt", "none"] = Field(
+        "linear",
+        description="Shape of the final decay to lr_min when budgeted: linear, half-cosine, 1-sqrt "
+        "(WSD's cooldown), or none (hold the LR to the end).",
+    )
     anneal_fraction: float = Field(0.2, ge=0, lt=1, description="Least share of the budget to anneal.")
     divergence_factor: float = Field(
         3.0, gt=1, allow_inf_nan=False, description="A try diverged above this multiple of recent losses."
@@ -96,7 +137,7 @@ class TunerConfig(WireModel):
     def _consistent(self) -> Self:
         if self.lr_min >= self.lr_max:
             raise ValueError(f"lr_min ({self.lr_min:g}) must be smaller than lr_max ({self.lr_max:g})")
-        if self.total_steps is not None and self.warmup_steps >= self.total_steps:
+        if self.total_steps is not None and (self.warmup_steps or 0) >= self.total_steps:
             raise ValueError(
                 f"warmup_steps ({self.warmup_steps}) must be smaller than total_steps ({self.total_steps})"
             )
@@ -110,22 +151,30 @@ class TunerConfig(WireModel):
         return self
 
 
+def ramp_lr(start: float, end: float, fraction: float, ramp: Ramp) -> float:
+    """The LR ``fraction`` of the way from ``start`` to ``end``: linear, or geometric (both > 0)."""
+    if ramp == "geometric" and start > 0 and end > 0:
+        return float(start * (end / start) ** fraction)
+    return start + (end - start) * fraction
+
+
 class Forecast(WireModel):
     """One candidate's outcome: the loss predicted at the end of the stage's exploitation."""
 
     lr: float
     predicted: float
     uncertainty: float
-    method: Literal["exp", "level", "diverged"]
+    method: Literal["exp", "level", "cooldown", "diverged"]
     steps: int = Field(ge=0, description="Steps the candidate trained before it was scored.")
 
 
 class Decision(WireModel):
     """What the training loop does for the next window: no network until ``steps`` are done.
 
-    The LR moves linearly from ``lr`` at ``start_step`` toward ``lr_end`` at ``start_step + steps``
-    (equal for constant windows). The loop stops the window early, and reports what it has, when a
-    loss is non-finite or above ``max_loss``, or a gradient norm is above ``max_grad_norm``.
+    The LR moves from ``lr`` at ``start_step`` toward ``lr_end`` at ``start_step + steps`` (equal for
+    constant windows): linearly, or geometrically (``ramp="geometric"``, the range test's
+    exponential sweep). The loop stops the window early, and reports what it has, when a loss is
+    non-finite or above ``max_loss``, or a gradient norm is above ``max_grad_norm``.
     """
 
     job: str | None = None
@@ -137,6 +186,7 @@ class Decision(WireModel):
     action: Action
     phase: Phase
     stage: int = Field(ge=-1)
+    ramp: Ramp = "linear"
     candidate: int | None = None
     reason: str
     forecast: Forecast | None = None
@@ -145,11 +195,11 @@ class Decision(WireModel):
     max_grad_norm: float | None = None
 
     def lr_at(self, step: int) -> float:
-        """The LR for absolute ``step`` inside this window (linear from lr to lr_end)."""
+        """The LR for absolute ``step`` inside this window (from lr toward lr_end, by ``ramp``)."""
         if self.steps <= 0 or self.lr_end == self.lr:
             return self.lr
         offset = min(max(step - self.start_step, 0), self.steps)
-        return self.lr + (self.lr_end - self.lr) * offset / self.steps
+        return ramp_lr(self.lr, self.lr_end, offset / self.steps, self.ramp)
 
     def should_stop(self, loss: float, grad_norm: float | None = None) -> bool:
         """The window's early-stop guard, evaluated locally by the client (no network)."""

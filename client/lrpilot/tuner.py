@@ -52,8 +52,8 @@ class Tuner(DecisionFollower):
         self,
         job: str,
         url: str | None = None,
-        lr_min: float = 1e-5,
-        lr_max: float = 1.0,
+        lr_min: float | None = None,
+        lr_max: float | None = None,
         total_steps: int | None = None,
         model: Stateful | None = None,
         optimizer: Any = None,
@@ -269,7 +269,8 @@ class Tuner(DecisionFollower):
         self._ramp = d.steps > 0 and d.lr_end != d.lr
         self._loss_limit, self._grad_limit = guard_limits(d)
         self._eval_at = frozenset(d.eval_at) if self._val_fn is not None else frozenset()
-        self._fast = not (self._done or self._in_fallback or self._eval_at)
+        # a geometric ramp (the range test) takes the slow path, which asks the decision for each LR
+        self._fast = not (self._done or self._in_fallback or self._eval_at or d.ramp != "linear")
 
     def _set_lr(self, lr: float) -> None:
         self._lr = lr

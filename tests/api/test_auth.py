@@ -13,12 +13,13 @@ import pytest
 from lrpilot_service.api.app import create_app
 from lrpilot_service.api.settings import Settings, is_loopback
 from lrpilot_service.store import JobRepository
+from tests.plans import CLASSIC_PLAN
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
-CONFIG = {"total_steps": 2000, "search": "space_filling"}
+CONFIG = {"total_steps": 2000, "search": "space_filling", **CLASSIC_PLAN}
 
 
 @pytest.fixture

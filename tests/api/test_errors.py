@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from lrpilot.protocol import ErrorBody
+from tests.plans import CLASSIC_PLAN
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
 
-CONFIG = {"total_steps": 2000, "search": "space_filling"}
+CONFIG = {"total_steps": 2000, "search": "space_filling", **CLASSIC_PLAN}
 LIMIT = 64 * 1024  # the api_client fixture's max_body_bytes
 JSON = {"content-type": "application/json"}
 W1 = "/v1/jobs/run/windows/1"

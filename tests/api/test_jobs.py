@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from tests.plans import CLASSIC_PLAN
+
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
 
-CONFIG = {"total_steps": 2000, "lr_min": 1e-4, "lr_max": 1.0, "search": "space_filling"}
+CONFIG = {"total_steps": 2000, "lr_min": 1e-4, "lr_max": 1.0, "search": "space_filling", **CLASSIC_PLAN}
 
 
 def report_for(decision: dict[str, Any], losses: list[Any] | None = None) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from lrpilot_service.api.app import create_app
 from lrpilot_service.api.limits import InflightLimit
 from lrpilot_service.api.settings import Settings
 from lrpilot_service.store import JobRepository
+from tests.plans import CLASSIC_PLAN
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -23,7 +24,7 @@ with warnings.catch_warnings():
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
 
-CONFIG = {"total_steps": 2000, "search": "space_filling"}
+CONFIG = {"total_steps": 2000, "search": "space_filling", **CLASSIC_PLAN}
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from lrpilot_service.api.app import create_app
 from lrpilot_service.api.settings import Settings
 from lrpilot_service.store import JobRepository
 from lrpilot_service.store.db import create_db_engine
+from tests.plans import CLASSIC_PLAN
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
@@ -20,7 +21,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient as Client
 
-CONFIG = {"total_steps": 2000, "search": "space_filling"}
+CONFIG = {"total_steps": 2000, "search": "space_filling", **CLASSIC_PLAN}
 
 
 def test_healthz_checks_the_database(api_client: TestClient) -> None:

@@ -17,6 +17,7 @@ from bench.methods import LR_FREE, TUNERS, RunSpec
 from bench.report import write_report
 from bench.runner import check, plan, run_all, tuner_available
 from bench.schedules import SCHEDULES
+from lrpilot.protocol import TunerConfig
 
 pytestmark = pytest.mark.slow
 WORKLOAD = "cancer_logreg"
@@ -41,7 +42,8 @@ def test_quick_machinery_on_one_workload(tmp_path: Path) -> None:
         lrpilot = results[RunSpec(WORKLOAD, "lrpilot", None, 0, wa.budget)]
         assert 0.0 < lrpilot["search_share"] <= 1.0
         assert len(lrpilot["lrs"]) == wa.budget
-        assert all(1e-5 * 0.999 <= lr <= 1.0 * 1.001 for lr in lrpilot["lrs"])
+        wide = TunerConfig()  # "lrpilot" runs on the default range
+        assert all(wide.lr_min * 0.999 <= lr <= wide.lr_max * 1.001 for lr in lrpilot["lrs"])
     out = tmp_path / "benchmarks.md"
     write_report([wa], out, seeds=1, quick=True, notes=[], overhead=None, wall_s=1.0)
     text = out.read_text()

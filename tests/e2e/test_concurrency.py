@@ -18,8 +18,9 @@ import lrpilot_service.api.app  # noqa: F401  (imported here so forked servers s
 from lrpilot_service.store.db import create_db_engine
 from lrpilot_service.store.models import DecisionRecord, Job, Observation
 from tests.e2e.forked import free_ports, healthy, start
+from tests.plans import CLASSIC_PLAN
 
-CONFIG = {"total_steps": 2000, "search": "space_filling"}
+CONFIG = {"total_steps": 2000, "search": "space_filling", **CLASSIC_PLAN}
 WINDOWS = 4
 CLIENTS = 6
 

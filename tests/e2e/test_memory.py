@@ -19,7 +19,12 @@ from lrpilot.cli.server_process import ServerProcess
 from lrpilot_service.api.settings import DEFAULT_MAX_BODY_BYTES
 
 BOUND_MB = 100
-CONFIG = {"total_steps": 10_000_000, "warmup_steps": 5_000_000, "window_max": MAX_REPORT_STEPS}
+CONFIG = {
+    "total_steps": 10_000_000,
+    "warmup_steps": 5_000_000,
+    "window_max": MAX_REPORT_STEPS,
+    "probe": "none",
+}
 
 
 def peak_mb(pid: int) -> int:

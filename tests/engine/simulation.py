@@ -8,6 +8,7 @@ snapshot, so a test can say which constant LR was really best for a stage.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -83,9 +84,7 @@ class DriveResult:
     steps_consumed: int
 
 
-def drive(
-    config: TunerConfig, trainer: LinearRegressionSGD, *, oracle_grid: np.ndarray | None = None
-) -> DriveResult:
+def drive(config: TunerConfig, trainer: Any, *, oracle_grid: np.ndarray | None = None) -> DriveResult:
     """Run a whole job: apply each decision to the trainer, report each window, until done."""
     state, decision = advance(config, None, None)
     decisions, states = [decision], [state]
@@ -101,15 +100,106 @@ def drive(
         elif decision.action == "restore":
             assert snapshot is not None, "restore before any snapshot"
             trainer.load(snapshot)
-        losses = []
+        losses, grads = [], []
         for i in range(decision.steps):
             loss = trainer.step(decision.lr_at(decision.start_step + i))
             losses.append(loss)
+            grads.append(float(getattr(trainer, "grad_norm", 1.0)))
             consumed += 1
-            if decision.should_stop(loss):
+            if decision.should_stop(loss, grads[-1]):
                 break
-        report = WindowReport(start_step=decision.start_step, losses=losses)
+        report = WindowReport(start_step=decision.start_step, losses=losses, grad_norms=grads)
         state, decision = advance(config, state, report)
         decisions.append(decision)
         states.append(state)
     return DriveResult(decisions, states, stage_best, consumed)
+
+
+@dataclass
+class DyingNetwork:
+    """The failure of a ReLU network trained by SGD with momentum at the top of a wide range.
+
+    From initialisation the loss sits on a plateau: progress starts only once the accumulated
+    step size passes ``plateau`` (so every short try from the initial weights looks flat). An LR
+    above ``lr_die`` kills the network for good: the loss returns to the untrained level and the
+    gradients vanish, with no NaN and no explosion. Below it, the loss falls with the progress made,
+    ``lr * (1 - lr / lr_die)`` per step past the plateau (the edge of stability slows progress).
+    """
+
+    seed: int
+    initial: float = 2.3
+    floor: float = 0.3
+    plateau: float = 0.05
+    lr_die: float = 0.3
+    rate: float = 0.1
+    noise: float = 0.02
+    area: float = field(init=False, default=0.0)
+    progress: float = field(init=False, default=0.0)
+    alive: bool = field(init=False, default=True)
+    grad_norm: float = field(init=False, default=1.0)
+
+    def __post_init__(self) -> None:
+        self.rng = np.random.default_rng(self.seed)
+
+    def step(self, lr: float) -> float:
+        if lr > self.lr_die:
+            self.alive = False
+        if self.alive:
+            self.area += lr
+            if self.area > self.plateau:
+                self.progress += lr * (1 - lr / self.lr_die)
+        loss = self.full_loss()
+        self.grad_norm = 1.0 if self.alive else 1e-6
+        return loss * (1 + self.noise * float(self.rng.normal()))
+
+    def full_loss(self) -> float:
+        if not self.alive:
+            return self.initial
+        return self.floor + (self.initial - self.floor) * float(np.exp(-self.rate * self.progress))
+
+    def save(self) -> tuple[float, float, bool]:
+        return self.area, self.progress, self.alive
+
+    def load(self, snapshot: tuple[float, float, bool]) -> None:
+        self.area, self.progress, self.alive = snapshot
+
+
+@dataclass
+class StallingModel:
+    """A language model's failure at a too-large LR: no explosion, a stall far above the optimum.
+
+    Two parts to the loss: an easy one that any LR removes in proportion to the step size taken
+    (a byte model learning byte frequencies), which makes short tries from the initial weights
+    favour the largest LRs; and the hard one, whose progress per step ``lr * exp(-lr / lr_best)``
+    peaks at ``lr_best`` and all but stops ten times above it.
+    """
+
+    seed: int
+    easy: float = 1.5
+    hard: float = 2.0
+    floor: float = 1.0
+    easy_rate: float = 1.0
+    lr_best: float = 3e-3
+    hard_rate: float = 1.2
+    noise: float = 0.01
+    area: float = field(init=False, default=0.0)
+    progress: float = field(init=False, default=0.0)
+
+    def __post_init__(self) -> None:
+        self.rng = np.random.default_rng(self.seed)
+
+    def step(self, lr: float) -> float:
+        self.area += lr
+        self.progress += lr * float(np.exp(-lr / self.lr_best))
+        return self.full_loss() * (1 + self.noise * float(self.rng.normal()))
+
+    def full_loss(self) -> float:
+        easy = self.easy * float(np.exp(-self.easy_rate * self.area))
+        hard = self.hard * float(np.exp(-self.hard_rate * self.progress))
+        return self.floor + easy + hard
+
+    def save(self) -> tuple[float, float]:
+        return self.area, self.progress
+
+    def load(self, snapshot: tuple[float, float]) -> None:
+        self.area, self.progress = snapshot

@@ -13,6 +13,13 @@ from lrpilot_service.engine import ReportRejected, advance, current_decision, su
 from lrpilot_service.engine.budget import MIN_TRY_STEPS, resolve
 from lrpilot_service.engine.state import State
 
+# The stage mechanics as AutoLRS had them: no range test, no warmup, tries at one held LR.
+CLASSIC: dict[str, object] = {"probe": "none", "warmup_steps": 0, "try_cooldown": 0.0}
+
+
+def classic(**fields: object) -> TunerConfig:
+    return TunerConfig.model_validate({**CLASSIC, **fields})
+
 
 def default_loss(d: Decision, step: int) -> float:
     return 1.0 / (1 + step) + d.lr
@@ -49,14 +56,22 @@ def steps_by_phase(decisions: list[Decision]) -> dict[str, int]:
 @pytest.mark.parametrize("total", [1_000, 20_000, 1_000_000])
 def test_budget_rule_keeps_plan_shape_across_scales(total: int) -> None:
     budget = resolve(TunerConfig(total_steps=total))
-    assert budget.tau == max(100, round(total / 20))
+    probe = min(100, max(30, round(0.03 * total)))
+    assert (budget.probe_steps, budget.warmup_steps) == (probe, round(0.03 * total))
+    assert budget.tau == max(100, round((total - budget.warmup_steps - probe) / 20))
     assert budget.try_steps(budget.tau, 0.1) >= MIN_TRY_STEPS
     assert budget.anneal_reserve == math.ceil(0.2 * total)
 
 
+def test_small_budgets_skip_the_range_test_and_keep_room_after_the_warmup() -> None:
+    assert resolve(TunerConfig(total_steps=200)).probe_steps == 0
+    budget = resolve(TunerConfig(total_steps=300, warmup_steps=290))
+    assert budget.probe_steps == 30 and budget.warmup_steps == 300 - 30 - 1
+
+
 def test_unbudgeted_job_uses_autolrs_sizes() -> None:
     budget = resolve(TunerConfig())
-    assert (budget.tau, budget.tau_max, budget.anneal_reserve) == (1000, 8000, 0)
+    assert (budget.tau, budget.tau_max, budget.anneal_reserve, budget.probe_steps) == (1000, 8000, 0, 0)
 
 
 def test_explicit_sizes_win_over_derived_ones() -> None:
@@ -67,16 +82,16 @@ def test_explicit_sizes_win_over_derived_ones() -> None:
 def test_job_consumes_exactly_its_budget_and_ends_with_anneal() -> None:
     decisions = run(TunerConfig(total_steps=2000, candidates=4, seed=1))
     assert decisions[-1].action == "done"
-    assert decisions[-1].start_step == 2000
-    assert sum(d.steps for d in decisions) == 2000
+    assert decisions[-1].start_step == 2000  # every step consumed, none past the budget
+    assert all(d.start_step + d.steps <= 2000 for d in decisions)
     anneal = [d for d in decisions if d.phase == "anneal"]
     assert anneal and anneal[-1].start_step + anneal[-1].steps == 2000
-    assert anneal[-1].lr_end == pytest.approx(1e-5)
+    assert anneal[-1].lr_end == pytest.approx(1e-6)
     assert steps_by_phase(decisions)["anneal"] >= 0.2 * 2000
 
 
 def test_search_restores_before_every_try_after_the_first_and_before_exploiting() -> None:
-    decisions = run(TunerConfig(total_steps=2000, candidates=4, seed=2))
+    decisions = run(classic(total_steps=2000, candidates=4, seed=2))
     stage0 = [d for d in decisions if d.stage == 0]
     tries = [d for d in stage0 if d.phase == "search"]
     assert tries[0].action == "snapshot"
@@ -87,7 +102,7 @@ def test_search_restores_before_every_try_after_the_first_and_before_exploiting(
 
 
 def test_warmup_ramps_linearly_to_warmup_lr() -> None:
-    config = TunerConfig(total_steps=2000, warmup_steps=100, warmup_lr=0.01, window_max=40)
+    config = classic(total_steps=2000, warmup_steps=100, warmup_lr=0.01, window_max=40)
     decisions = run(config)
     warm = [d for d in decisions if d.phase == "warmup"]
     assert sum(d.steps for d in warm) == 100
@@ -106,18 +121,18 @@ def test_small_budget_never_ends_inside_a_search() -> None:
     decisions = run(TunerConfig(total_steps=300, candidates=10))
     last_search = max(d.start_step + d.steps for d in decisions if d.phase == "search")
     assert any(d.phase in ("exploit", "anneal") and d.start_step >= last_search for d in decisions)
-    assert sum(d.steps for d in decisions) == 300
+    assert decisions[-1].start_step == 300
 
 
 def test_tiny_budget_skips_search_holds_then_anneals() -> None:
-    decisions = run(TunerConfig(total_steps=40))
+    decisions = run(classic(total_steps=40))
     assert [d.phase for d in decisions] == ["exploit", "anneal", "done"]
-    assert decisions[1].start_step == 32 and decisions[1].lr_end == pytest.approx(1e-5)
+    assert decisions[1].start_step == 32 and decisions[1].lr_end == pytest.approx(1e-6)
 
 
 def test_finish_holds_the_chosen_lr_then_anneals_over_the_reserve() -> None:
     # Warmup-stable-decay shape: no long decay from the last stage, only over the reserve.
-    decisions = run(TunerConfig(total_steps=2000, candidates=4, seed=1))
+    decisions = run(classic(total_steps=2000, candidates=4, seed=1))
     anneal = [d for d in decisions if d.phase == "anneal"]
     assert anneal[0].start_step == 2000 - 400
     hold = [d for d in decisions if d.phase == "exploit" and d.start_step < 1600]
@@ -128,7 +143,7 @@ def test_diverging_try_is_stopped_early_and_never_chosen() -> None:
     def loss(d: Decision, step: int) -> float:
         return float("nan") if d.lr > 0.05 else 1.0 / (1 + step) + 0.1 * d.lr
 
-    config = TunerConfig(total_steps=4000, candidates=5, lr_min=1e-4, lr_max=1.0)
+    config = classic(total_steps=4000, candidates=5, lr_min=1e-4, lr_max=1.0)
     _, state = run_with_state(config, loss)
     stages = summarize(state)
     diverged = [c for s in stages for c in s.candidates if c.method == "diverged"]
@@ -138,7 +153,7 @@ def test_diverging_try_is_stopped_early_and_never_chosen() -> None:
 
 
 def test_exploit_divergence_restores_at_quarter_lr() -> None:
-    config = TunerConfig(total_steps=2000, candidates=3, lr_min=1e-4, lr_max=1.0)
+    config = classic(total_steps=2000, candidates=3, lr_min=1e-4, lr_max=1.0)
     state, decision = advance(config, None, None)
     while decision.phase != "exploit":
         losses = [1.0] * decision.steps
@@ -170,7 +185,7 @@ def test_reports_that_do_not_fit_the_window_are_rejected(
 
 
 def test_partial_window_is_continued_not_lost() -> None:
-    config = TunerConfig(total_steps=1000, warmup_steps=50, window_max=50)
+    config = classic(total_steps=1000, warmup_steps=50, window_max=50)
     state, first = advance(config, None, None)
     state, second = advance(config, state, WindowReport(start_step=0, losses=[2.0] * 20))
     assert (second.phase, second.start_step, second.steps) == ("warmup", 20, 30)
@@ -189,19 +204,20 @@ def test_report_after_done_is_rejected() -> None:
 def test_search_window_replayed_at_other_lrs_is_not_scored() -> None:
     # After an outage the client replays steps it trained at its fallback LR; such a try says
     # nothing about the LR it was meant to test, so it must not reach the GP.
-    config = TunerConfig(total_steps=2000, candidates=3, lr_min=1e-4, lr_max=1.0)
+    config = classic(total_steps=2000, candidates=3, lr_min=1e-4, lr_max=1.0)
     state, decision = advance(config, None, None)
     assert decision.phase == "search"
     fallback = [0.005] * decision.steps
     report = WindowReport(start_step=0, losses=[1.0] * decision.steps, lrs=fallback)
     state, after = advance(config, state, report)
     assert "not scored" in after.reason and after.action == "restore"
-    assert state["search"]["xs"] == [] and state["search"]["voided"] == 1
+    search = state["search"]
+    assert search is not None and search["xs"] == [] and search["voided"] == 1
     assert summarize(state)[0].candidates == []
 
 
 def test_stage_whose_tries_were_all_voided_keeps_a_safe_lr_and_the_budget() -> None:
-    config = TunerConfig(total_steps=1000, candidates=2, lr_min=1e-4, lr_max=1.0)
+    config = classic(total_steps=1000, candidates=2, lr_min=1e-4, lr_max=1.0)
     state, decision = advance(config, None, None)
     consumed = 0
     while decision.action != "done":
@@ -214,7 +230,7 @@ def test_stage_whose_tries_were_all_voided_keeps_a_safe_lr_and_the_budget() -> N
 
 
 def test_small_budget_searches_with_fewer_tries_rather_than_not_at_all() -> None:
-    decisions = run(TunerConfig(total_steps=100, candidates=10))
+    decisions = run(classic(total_steps=100, candidates=10))
     tries = [d for d in decisions if d.phase == "search" and d.action in ("snapshot", "restore")]
     assert 3 <= len(tries) <= 4
     assert sum(d.steps for d in decisions if d.phase == "search") <= 50
@@ -232,7 +248,7 @@ def exploit_with_val(config: TunerConfig) -> tuple[State, Decision]:
 
 
 def test_val_objective_evaluates_the_end_of_every_exploit_window() -> None:
-    config = TunerConfig(total_steps=2000, candidates=3, objective="val", window_max=50)
+    config = classic(total_steps=2000, candidates=3, objective="val", window_max=50)
     _, decision = exploit_with_val(config)
     assert decision.eval_at == [decision.start_step + decision.steps - 1]
     assert decision.action in ("evaluate", "restore", "continue")
@@ -240,7 +256,7 @@ def test_val_objective_evaluates_the_end_of_every_exploit_window() -> None:
 
 def test_validation_loss_rising_in_a_stage_rewinds_it_at_a_quarter_lr() -> None:
     # Small data overfits: the training loss falls while the validation loss climbs.
-    config = TunerConfig(total_steps=2000, candidates=3, objective="val", window_max=50)
+    config = classic(total_steps=2000, candidates=3, objective="val", window_max=50)
     state, decision = exploit_with_val(config)
     chosen, last = decision.lr, decision.start_step + decision.steps - 1
     report = WindowReport(
@@ -258,7 +274,7 @@ def test_validation_loss_rising_in_a_stage_rewinds_it_at_a_quarter_lr() -> None:
 
 
 def test_train_objective_ignores_validation_losses() -> None:
-    config = TunerConfig(total_steps=2000, candidates=3, window_max=50)
+    config = classic(total_steps=2000, candidates=3, window_max=50)
     state, decision = advance(config, None, None)
     while decision.phase != "exploit":
         report = WindowReport(start_step=decision.start_step, losses=[1.0] * decision.steps)

@@ -42,8 +42,9 @@ def drive_with(
 
 def lr_is_allowed(config: TunerConfig, d: Decision, warmup_lr: float) -> bool:
     for lr in (d.lr, d.lr_end):
-        if d.phase == "warmup":
-            if not 0 < lr <= warmup_lr * (1 + 1 / max(1, config.warmup_steps)) + 1e-15:
+        if d.phase == "warmup":  # up to the warmup target (a range-test bracket's centre, or warmup_lr)
+            target = max(warmup_lr, config.lr_max)
+            if not 0 < lr <= target * (1 + 1 / max(1, config.warmup_steps or 1)) + 1e-15:
                 return False
         elif not config.lr_min * (1 - 1e-12) <= lr <= config.lr_max * (1 + 1e-12):
             return False

@@ -16,8 +16,9 @@ from lrpilot.protocol import Decision, JobCreate, TunerConfig, WindowReport
 from lrpilot_service.store import JobRepository, QuotaExceeded
 from lrpilot_service.store import decide as decide_module
 from lrpilot_service.store.db import is_transient
+from tests.plans import CLASSIC_PLAN
 
-CONFIG = TunerConfig(total_steps=2000, lr_min=1e-4, lr_max=1.0, search="space_filling")
+CONFIG = TunerConfig(total_steps=2000, lr_min=1e-4, lr_max=1.0, search="space_filling", **CLASSIC_PLAN)
 # SQLite's CURRENT_TIMESTAMP has whole seconds: ages are checked with a margin of two.
 AGE_S = 2.2
 

@@ -19,8 +19,9 @@ from lrpilot_service.store.observations import (
     report_columns,
 )
 from lrpilot_service.store.types import box_non_finite, unbox_non_finite
+from tests.plans import CLASSIC_PLAN
 
-CONFIG = TunerConfig(total_steps=2000, search="space_filling")
+CONFIG = TunerConfig(total_steps=2000, search="space_filling", **CLASSIC_PLAN)
 SPECIAL = [math.nan, math.inf, -math.inf, 0.0, -1.5, 1e308]
 
 

@@ -11,9 +11,10 @@ import pytest
 from lrpilot.protocol import Decision, JobCreate, TunerConfig, WindowReport
 from lrpilot_service.engine import ReportRejected
 from lrpilot_service.store import JobConflict, JobNotFound, JobRepository, WindowConflict
+from tests.plans import CLASSIC_PLAN
 
 # Windows 0..8 are search tries of 10 steps, placed space-filling: no GP fit, so tests stay fast.
-CONFIG = TunerConfig(total_steps=2000, lr_min=1e-4, lr_max=1.0, search="space_filling")
+CONFIG = TunerConfig(total_steps=2000, lr_min=1e-4, lr_max=1.0, search="space_filling", **CLASSIC_PLAN)
 Rows = Callable[[Any], dict[str, list[tuple[Any, ...]]]]
 
 

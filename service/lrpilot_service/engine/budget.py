@@ -24,8 +24,16 @@ UNBUDGETED_TAU_MAX_FACTOR = 8
 #: at least a factor REFINE_MIN_FACTOR either side.
 REFINE_WIDTH_SHARE = 1 / 16
 REFINE_MIN_FACTOR = 2.0
-#: Default number of tries in later, narrowed stages.
-REFINE_CANDIDATES = 4
+#: Default number of tries in later stages.
+REFINE_CANDIDATES = 3
+#: The range test's length as a share of the budget, and its bounds: about 10 steps per decade of
+#: the default range at T = 2,000, never fewer than 5 a decade.
+PROBE_SHARE = 0.03
+PROBE_MIN_STEPS, PROBE_MAX_STEPS = 30, 100
+#: Smaller budgets cannot afford a range test: they search the whole range.
+PROBE_MIN_BUDGET = 8 * PROBE_MIN_STEPS
+#: Default warmup as a share of the budget (the tuned baselines warm up over 5%).
+WARMUP_SHARE = 0.03
 
 
 @dataclass(frozen=True)
@@ -35,8 +43,9 @@ class Budget:
     total_steps: int | None
     tau: int
     tau_max: int
+    probe_steps: int  # 0: no range test
     warmup_steps: int
-    warmup_lr: float
+    warmup_lr: float | None  # None: from the range test's bracket
     refine_candidates: int
     anneal_reserve: int
 
@@ -52,10 +61,19 @@ def resolve(config: TunerConfig) -> Budget:
     """Fill in every size the configuration left open (rules in docs/engine.md)."""
     floor = math.ceil(MIN_TRY_STEPS / config.tau_ratio)
     total = config.total_steps
+    probe = 0
+    if total is not None and config.probe == "range_test" and total >= PROBE_MIN_BUDGET:
+        probe = config.probe_steps or min(PROBE_MAX_STEPS, max(PROBE_MIN_STEPS, round(PROBE_SHARE * total)))
+        probe = min(probe, total // 4)  # a small budget keeps most of its steps for training
+    warmup = config.warmup_steps
+    if warmup is None:
+        warmup = round(WARMUP_SHARE * total) if total is not None else 0
+    if total is not None:  # the range test and the warmup (one step at least after it) must fit
+        warmup = max(1 if probe else 0, min(warmup, total - probe - 1))
     if config.tau is not None:
         tau = config.tau
     elif total is not None:
-        tau = max(floor, round((total - config.warmup_steps) * TAU_SHARE))
+        tau = max(floor, round((total - warmup - probe) * TAU_SHARE))
     else:
         tau = max(floor, UNBUDGETED_TAU)
     if config.tau_max is not None:
@@ -65,7 +83,7 @@ def resolve(config: TunerConfig) -> Budget:
     else:
         tau_max = tau * UNBUDGETED_TAU_MAX_FACTOR
     warmup_lr = config.warmup_lr
-    if warmup_lr is None:
+    if warmup_lr is None and probe == 0:
         warmup_lr = config.lr_min**0.75 * config.lr_max**0.25
     refine = config.refine_candidates
     if refine is None:
@@ -77,7 +95,8 @@ def resolve(config: TunerConfig) -> Budget:
         total_steps=total,
         tau=tau,
         tau_max=tau_max,
-        warmup_steps=config.warmup_steps,
+        probe_steps=probe,
+        warmup_steps=warmup,
         warmup_lr=warmup_lr,
         refine_candidates=refine,
         anneal_reserve=reserve,

@@ -60,6 +60,18 @@ def first_divergence(
     return None
 
 
+def describe(
+    losses: Sequence[float], grad_norms: Sequence[float] | None, stop: int, max_grad_norm: float | None
+) -> str:
+    """Why step ``stop`` counts as diverged, in words: its loss, or its gradient norm."""
+    loss = losses[stop]
+    if math.isfinite(loss) and grad_norms is not None and max_grad_norm is not None:
+        norm = grad_norms[stop]
+        if not math.isfinite(norm) or norm > max_grad_norm:
+            return f"gradient norm {norm:.4g} exploded (limit {max_grad_norm:.4g})"
+    return f"loss {loss:.4g} diverged"
+
+
 def reference_level(values: Sequence[float]) -> float | None:
     """The high end of recent losses, the level a try must exceed ``factor`` times to diverge.
 

@@ -67,7 +67,7 @@ class LossForecast:
 
     predicted: float
     uncertainty: float
-    method: Literal["exp", "level"]
+    method: Literal["exp", "level", "cooldown"]
     reason: str
 
 

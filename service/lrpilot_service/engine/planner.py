@@ -1,9 +1,10 @@
 """The stage state machine: ``advance(config, state, report) -> (state, decision)``.
 
-A job moves through segments of steps: warmup, then per stage a search (tries of tau' steps,
-each from the stage snapshot) and an exploitation of tau steps at the chosen LR, then a final
-anneal when the budget is known. A segment is reported in windows of at most ``window_max``
-steps; the state records where in the plan the job stands, so any process can continue it.
+A budgeted job moves through segments of steps: a range test from the initial weights (then a
+restore), a warmup, then per stage a search (tries of tau' steps, each from the stage snapshot)
+and an exploitation of tau steps at the chosen LR, then a hold and a final anneal. A segment is
+reported in windows of at most ``window_max`` steps; the state records where in the plan the job
+stands, so any process can continue it.
 """
 
 from __future__ import annotations
@@ -12,9 +13,13 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from lrpilot.protocol import Action, Decision, Forecast, Phase, TunerConfig, WindowReport
-from lrpilot_service.engine import divergence
+from lrpilot.protocol import Action, Decision, Forecast, TunerConfig, WindowReport
+from lrpilot_service.engine import divergence, health
 from lrpilot_service.engine.budget import MIN_TRY_STEPS, Budget, refine_range, resolve
+from lrpilot_service.engine.cooldown import cooldown_steps
+from lrpilot_service.engine.finish import finish, planning_limit
+from lrpilot_service.engine.phases import absorb_probe, begin, note_grads, warmup
+from lrpilot_service.engine.segments import lr_at, set_segment, window_steps
 from lrpilot_service.engine.stage import (
     begin_search,
     conclude,
@@ -26,13 +31,21 @@ from lrpilot_service.engine.stage import (
     tries_used,
     void_try,
 )
-from lrpilot_service.engine.state import Segment, State, copy_state, current_decision, new_state
-from lrpilot_service.engine.validation import eval_steps, last_validation, overfitting
+from lrpilot_service.engine.state import State, copy_state, current_decision, new_state
+from lrpilot_service.engine.validation import (
+    eval_steps,
+    last_validation,
+    overfitting,
+    window_cap,
+    worst_validation,
+)
 
-#: Divergence in exploitation or anneal: restore the stage snapshot and divide the LR by this.
+#: Divergence, a stall or overfitting in exploitation: restore the stage snapshot, LR divided by this.
 BACKOFF = 4.0
 #: The fewest tries a first stage is cut to when the budget is small.
 MIN_FIRST_TRIES = 3
+#: The range test's first window: its losses set the reference the guard is measured against.
+PROBE_REFERENCE_STEPS = 4
 
 
 class ReportRejected(ValueError):
@@ -51,12 +64,8 @@ def advance(
         if report is not None:
             raise ReportRejected("a new job has no window to report yet: create it first")
         fresh = new_state(budget.tau)
-        if budget.warmup_steps > 0:
-            first = budget.warmup_lr / budget.warmup_steps
-            last = budget.warmup_lr * (budget.warmup_steps + 1) / budget.warmup_steps
-            _set_segment(fresh, "warmup", 0, budget.warmup_steps, first, last)
-            return _emit(fresh, config, "continue", f"linear warmup to lr={budget.warmup_lr:.3g}")
-        action, reason = _plan_next(fresh, config, budget)
+        started = begin(fresh, config, budget)
+        action, reason = started if started is not None else _plan_next(fresh, config, budget)
         return _emit(fresh, config, action, reason)
     if report is None:
         raise ReportRejected("a report is required to advance an existing job")
@@ -100,19 +109,25 @@ def _absorb(
     """Fold one report into the state; return the next action, why, and a finished try's forecast."""
     losses = report.losses
     phase = st["phase"]
-    _note_grads(st, report.grad_norms)
-    if phase != "search":
+    if phase in ("warmup", "exploit", "anneal"):
+        note_grads(st, report.grad_norms)
         st["recent_losses"] = divergence.remember(st["recent_losses"], losses)
         st["recent_grads"] = divergence.remember(st["recent_grads"], report.grad_norms)
-    elif st["ref_loss"] is None:
+    elif phase == "search" and st["ref_loss"] is None:
         st["ref_loss"] = divergence.reference_level(losses[: divergence.FIRST_TRY_REFERENCE_STEPS])
     max_loss = divergence.loss_threshold(st["ref_loss"], config.divergence_factor)
     stop = divergence.first_divergence(losses, report.grad_norms, max_loss, awaited.max_grad_norm)
     st["next_step"] += len(losses)
     step, end = st["next_step"], st["segment"]["end"]
 
+    if phase == "probe":
+        done, reason = absorb_probe(st, config, budget, losses, stop)
+        if not done:
+            return "continue", reason, None
+        return "restore", f"{reason}; {warmup(st, config, budget)}", None
+
     if phase == "search":
-        record_try_steps(st, losses, report.val_losses)
+        record_try_steps(st, losses, report.grad_norms, report.val_losses)
         off_plan = _off_plan(awaited, report)
         if stop is None and step < end and not off_plan:
             return "continue", f"try continues at lr={awaited.lr:.3g}", None
@@ -126,16 +141,24 @@ def _absorb(
         search = searching(st)
         if tries_used(st) < search["n"]:
             opened, reason = next_try(st, config, step)
-            _set_segment(st, "search", step, step + search["try_steps"], opened["lr"])
+            _try_segment(st, config, step, search["try_steps"], opened["lr"])
             return "restore", f"{note}; {reason}", forecast
-        lr, keep_going, reason = conclude(st, config, fallback_lr=st["best_lr"] or budget.warmup_lr)
+        fallback = st["best_lr"] or _fallback_lr(st, config, budget)
+        lr, keep_going, reason = conclude(st, config, fallback_lr=fallback)
         already = step - started if keep_going else 0
-        _set_segment(st, "exploit", step, step + max(1, st["tau"] - already), lr)
+        set_segment(st, "exploit", step, step + max(1, st["tau"] - already), lr)
         action: Action = "continue" if keep_going else "restore"
         return action, f"{note}; {reason}; exploit {st['segment']['end'] - step} steps", forecast
 
     if stop is not None and phase in ("exploit", "anneal"):
-        return (*_back_off(st, config, budget, f"loss {losses[stop]:.4g} diverged in {phase}; "), None)
+        why = divergence.describe(losses, report.grad_norms, stop, awaited.max_grad_norm)
+        return (*_back_off(st, config, budget, f"{why} in {phase}; "), None)
+    if phase == "exploit" and st["stage"] >= 0:
+        failing = health.worse_than_start(losses, _level(st)) or health.dead_gradients(
+            report.grad_norms, st["grad_norms"]["mean"]
+        )
+        if failing is not None:
+            return (*_back_off(st, config, budget, failing, research=True), None)
     if phase == "exploit" and config.objective == "val":
         overfit = _note_validation(st, report)
         if overfit is not None:
@@ -144,6 +167,11 @@ def _absorb(
         return ("evaluate" if eval_steps(st, config) else "continue"), f"{phase} continues", None
     action, reason = _plan_next(st, config, budget)
     return action, f"{phase} done; {reason}", None
+
+
+def _level(st: State) -> tuple[float, float] | None:
+    level = st["stage_level"]
+    return None if level is None else (level[0], level[1])
 
 
 def _off_plan(awaited: Decision, report: WindowReport) -> bool:
@@ -156,19 +184,40 @@ def _off_plan(awaited: Decision, report: WindowReport) -> bool:
     )
 
 
-def _back_off(st: State, config: TunerConfig, budget: Budget, why: str) -> tuple[Action, str]:
-    """Divergence (or overfitting) while exploiting or annealing: rewind, at a quarter of the LR.
+def _note_validation(st: State, report: WindowReport) -> str | None:
+    """Record an exploit window's validation loss; say why the stage overfits, if it does."""
+    value, worst = last_validation(report), worst_validation(report)
+    if value is None or worst is None:
+        return None
+    st["last_val"] = value
+    reference = st["stage_val"]
+    if reference is None:  # the stage's first measurement is its reference
+        st["stage_val"] = value
+        return None
+    return overfitting(reference, worst)
+
+
+def _back_off(
+    st: State, config: TunerConfig, budget: Budget, why: str, *, research: bool = False
+) -> tuple[Action, str]:
+    """Divergence, a stall or overfitting while exploiting or annealing: rewind, at a quarter LR.
 
     Restoring also serves as the next stage's snapshot (the model is then exactly the snapshot),
-    so a divergence at the end of a segment restores and moves on.
+    so a divergence at the end of a segment restores and moves on. ``research``: the stage's
+    choice itself failed, so the next stage searches its whole range again, below this LR.
     """
     seg, step = st["segment"], st["next_step"]
-    lr = max(config.lr_min, _lr_at(seg, step) / BACKOFF)
+    lr = max(config.lr_min, lr_at(seg, step) / BACKOFF)
     st["best_lr"] = max(config.lr_min, (st["best_lr"] or lr) / BACKOFF)
+    st["research"] = st["research"] or research
     rewind: Action = "restore" if st["stage"] >= 0 else "continue"
-    if rewind == "restore" and not st["stage_val_at_snapshot"]:
-        st["stage_val"] = None  # the model goes back to the snapshot: re-measure its level
-    limit = _planning_limit(budget)
+    if rewind == "restore":
+        # The model goes back to the snapshot: what the failed stretch showed is not its history
+        # (a dead network's vanishing gradients would make every healthy gradient an "explosion").
+        st["recent_grads"] = []
+        if not st["stage_val_at_snapshot"]:
+            st["stage_val"] = None  # re-measure its validation level
+    limit = planning_limit(budget)
     if st["phase"] == "anneal":
         end = seg["end"]
     else:
@@ -177,58 +226,84 @@ def _back_off(st: State, config: TunerConfig, budget: Budget, why: str) -> tuple
         action, reason = _plan_next(st, config, budget)
         return (action if action == "done" else rewind), why + reason
     if st["phase"] == "anneal":
-        _set_segment(st, "anneal", step, end, lr, config.lr_min)
+        set_segment(st, "anneal", step, end, lr, config.lr_min, shape=seg["shape"])
         return rewind, why + f"{rewind} and anneal from lr={lr:.3g}"
-    _set_segment(st, "exploit", step, end, lr)
+    set_segment(st, "exploit", step, end, lr)
     return rewind, why + f"{rewind} and exploit at lr={lr:.3g}"
-
-
-def _planning_limit(budget: Budget) -> int | None:
-    return None if budget.total_steps is None else budget.total_steps - budget.anneal_reserve
 
 
 def _plan_next(st: State, config: TunerConfig, budget: Budget) -> tuple[Action, str]:
     """Start the next stage if the budget pays for its search and exploitation; else finish."""
     step, total = st["next_step"], budget.total_steps
     if total is not None and step >= total:
-        _set_segment(st, "done", step, step, st["segment"]["lr_end"])
+        set_segment(st, "done", step, step, st["segment"]["lr_end"])
         return "done", f"budget of {total} steps used"
     k = st["stage"] + 1
+    if k > 0 and config.search_stages is not None and k >= config.search_stages and total is not None:
+        return finish(st, config, budget, _fallback_lr(st, config, budget))
     tau = budget.tau if k == 0 else budget.next_tau(st["tau"])
-    full = k == 0 or st["best_lr"] is None  # nothing to refine yet: search the whole range
+    full = k == 0 or st["best_lr"] is None or st["research"]  # nothing to refine: search it all
     n = config.candidates if full else budget.refine_candidates
-    limit = _planning_limit(budget)
+    limit = planning_limit(budget)
     if limit is not None:
         room = limit - step
         if n * budget.try_steps(tau, config.tau_ratio) + tau > room:
-            if not full:
-                return _finish(st, config, budget)
+            if k > 0:
+                return finish(st, config, budget, _fallback_lr(st, config, budget))
             # A small budget: fewer tries first (search at most half the room), then a shorter
             # stage; only when even MIN_FIRST_TRIES cannot fit is the LR left unsearched.
             n = min(n, max(MIN_FIRST_TRIES, room // (2 * MIN_TRY_STEPS)))
             if room < (n + 1) * MIN_TRY_STEPS:
-                return _finish(st, config, budget)
+                return finish(st, config, budget, _fallback_lr(st, config, budget))
             tau = _largest_tau(room, n, budget, config.tau_ratio)
     st["stage"], st["tau"] = k, tau
     st["ref_loss"] = divergence.reference_level(st["recent_losses"])
+    level = health.level_of(st["recent_losses"])
+    st["stage_level"] = None if level is None else [level[0], level[1]]
     st["stage_val"] = st["last_val"]
     st["stage_val_at_snapshot"] = st["stage_val"] is not None
     best = st["best_lr"]
     if n == 0 and best is not None:
-        _set_segment(st, "exploit", step, step + tau, best)
+        set_segment(st, "exploit", step, step + tau, best)
         return "snapshot", f"stage {k}: exploit lr={best:.3g} for {tau} steps (no search)"
-    if full or best is None:
-        low, high = config.lr_min, config.lr_max
-    else:
-        low, high = refine_range(config, best)
+    low, high = _search_range(st, config, full)
+    st["research"] = False
     try_steps = budget.try_steps(tau, config.tau_ratio)
     begin_search(st, low, high, n, tau, try_steps)
     opened, reason = next_try(st, config, step)
-    _set_segment(st, "search", step, step + try_steps, opened["lr"])
+    _try_segment(st, config, step, try_steps, opened["lr"])
     return (
         "snapshot",
         f"stage {k} (tau={tau}, {n} tries of {try_steps} steps in [{low:.3g}, {high:.3g}]): {reason}",
     )
+
+
+def _try_segment(st: State, config: TunerConfig, start: int, steps: int, lr: float) -> None:
+    """A try: ``lr`` held, then (``try_cooldown``) annealed linearly toward zero over its last steps."""
+    cooled = cooldown_steps(steps, config.try_cooldown)
+    set_segment(
+        st, "search", start, start + steps, lr, config.lr_min if cooled else lr, hold=start + steps - cooled
+    )
+
+
+def _search_range(st: State, config: TunerConfig, full: bool) -> tuple[float, float]:
+    """The first stage's range (the range test's bracket), a re-search's, or a refinement's."""
+    low, high = (st["bracket"][0], st["bracket"][1]) if st["bracket"] else (config.lr_min, config.lr_max)
+    best = st["best_lr"]
+    if not full and best is not None and config.refine == "narrow":
+        return refine_range(config, best)
+    if st["research"] and best is not None:  # below the LR that failed (best is already backed off)
+        high = min(high, best * BACKOFF / 2)
+        low = min(low, high / 10)
+    return max(config.lr_min, low), max(min(high, config.lr_max), config.lr_min * 1.01)
+
+
+def _fallback_lr(st: State, config: TunerConfig, budget: Budget) -> float:
+    """The LR a job that never searched holds: warmup's, else the bracket's centre."""
+    if budget.warmup_lr is not None:
+        return budget.warmup_lr
+    low, high = st["bracket"] or [config.lr_min, config.lr_max]
+    return math.sqrt(low * high)
 
 
 def _largest_tau(room: int, n: int, budget: Budget, ratio: float) -> int:
@@ -237,69 +312,6 @@ def _largest_tau(room: int, n: int, budget: Budget, ratio: float) -> int:
     while tau > 1 and n * budget.try_steps(tau, ratio) + tau > room:
         tau -= 1
     return tau
-
-
-def _finish(st: State, config: TunerConfig, budget: Budget) -> tuple[Action, str]:
-    """The rest of the budget cannot pay for another stage: hold the LR, then anneal to the end.
-
-    Warmup-stable-decay shape: the chosen LR is held until only the anneal reserve is left, and
-    the decay runs over that reserve. Measured on the benchmark workloads, holding beat a long
-    linear decay from the last stage (docs/engine.md). With ``anneal: none`` the LR is held.
-    """
-    step, total = st["next_step"], budget.total_steps
-    assert total is not None  # only budgeted jobs finish
-    lr = st["best_lr"] if st["best_lr"] is not None else budget.warmup_lr
-    limit = _planning_limit(budget)
-    if config.anneal == "linear" and limit is not None and step < limit:
-        _set_segment(st, "exploit", step, limit, lr)
-        return (
-            "continue",
-            f"hold lr={lr:.3g} until step {limit}, then anneal over the last {total - limit} steps",
-        )
-    if config.anneal == "linear":
-        _set_segment(st, "anneal", step, total, lr, config.lr_min)
-        return (
-            "continue",
-            f"anneal linearly from lr={lr:.3g} to {config.lr_min:.3g} over the last {total - step} steps",
-        )
-    _set_segment(st, "exploit", step, total, lr)
-    return "continue", f"exploit lr={lr:.3g} for the last {total - step} steps"
-
-
-def _note_validation(st: State, report: WindowReport) -> str | None:
-    """Record an exploit window's validation loss; say why the stage overfits, if it does."""
-    value = last_validation(report)
-    if value is None:
-        return None
-    st["last_val"] = value
-    reference = st["stage_val"]
-    if reference is None:  # the stage's first measurement is its reference
-        st["stage_val"] = value
-        return None
-    return overfitting(reference, value)
-
-
-def _set_segment(
-    st: State, phase: Phase, start: int, end: int, lr: float, lr_end: float | None = None
-) -> None:
-    st["phase"] = phase
-    st["segment"] = {"start": start, "end": end, "lr": lr, "lr_end": lr if lr_end is None else lr_end}
-
-
-def _lr_at(seg: Segment, step: int) -> float:
-    span = seg["end"] - seg["start"]
-    if span <= 0 or seg["lr_end"] == seg["lr"]:
-        return seg["lr"]
-    return seg["lr"] + (seg["lr_end"] - seg["lr"]) * (step - seg["start"]) / span
-
-
-def _note_grads(st: State, grad_norms: list[float] | None) -> None:
-    finite = [g for g in grad_norms or [] if math.isfinite(g)]
-    summary = st["grad_norms"]
-    for norm in finite:  # a running mean cannot overflow where a running sum can
-        summary["count"] += 1
-        summary["mean"] += (norm - summary["mean"]) / summary["count"]
-    summary["max"] = max([summary["max"], *finite])
 
 
 def _outcome(forecast: Forecast) -> str:
@@ -313,9 +325,11 @@ def _emit(
 ) -> tuple[State, Decision]:
     """Write the decision for the awaited window into the state and return both."""
     seg, step, phase = st["segment"], st["next_step"], st["phase"]
-    steps = 0 if phase == "done" else min(seg["end"] - step, config.window_max)
+    steps = 0 if phase == "done" else window_steps(seg, step, window_cap(st, config))
+    if phase == "probe" and st["ref_loss"] is None:  # a short first window sets the guard's reference
+        steps = min(steps, PROBE_REFERENCE_STEPS)
     search = st["search"]
-    guarded = phase in ("search", "exploit", "anneal")
+    guarded = phase in ("probe", "search", "exploit", "anneal")
     eval_at = eval_steps(st, config)
     if action == "continue" and eval_at:
         action = "evaluate"
@@ -323,11 +337,12 @@ def _emit(
         window=st["window"],
         start_step=step,
         steps=steps,
-        lr=_lr_at(seg, step),
-        lr_end=_lr_at(seg, step + steps),
+        lr=lr_at(seg, step),
+        lr_end=lr_at(seg, step + steps),
         action=action,
         phase=phase,
         stage=st["stage"],
+        ramp=seg["ramp"],
         candidate=len(search["xs"]) if phase == "search" and search else None,
         reason=reason,
         forecast=forecast,

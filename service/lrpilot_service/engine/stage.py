@@ -10,9 +10,11 @@ import math
 from collections.abc import Sequence
 
 from lrpilot.protocol import Forecast, TunerConfig
+from lrpilot_service.engine import health
 from lrpilot_service.engine.budget import lr_of
+from lrpilot_service.engine.cooldown import cooled_score, cooled_validation
 from lrpilot_service.engine.forecast import LossForecast, forecast_loss
-from lrpilot_service.engine.search import choose_best, propose_next
+from lrpilot_service.engine.search import Choice, choose_best, propose_next
 from lrpilot_service.engine.state import CandidateRecord, SearchState, State, TryState
 
 #: Points tried per search are spread by the stage so seeds differ between stages and tries.
@@ -29,6 +31,7 @@ def begin_search(state: State, low: float, high: float, n: int, tau: int, try_st
         "xs": [],
         "ys": [],
         "sds": [],
+        "starts": [],
         "voided": 0,
         "try": None,
     }
@@ -68,16 +71,22 @@ def next_try(state: State, config: TunerConfig, start: int) -> tuple[TryState, s
     seed = config.seed * SEED_STRIDE + state["stage"] * 64 + len(search["xs"])
     proposal = propose_next(search["xs"], search["ys"], method=config.search, seed=seed)
     lr = lr_of(proposal.x, search["low"], search["high"])
-    opened: TryState = {"x": proposal.x, "lr": lr, "start": start, "losses": [], "vals": {}}
+    opened: TryState = {"x": proposal.x, "lr": lr, "start": start, "losses": [], "grads": [], "vals": {}}
     search["try"] = opened
     reason = f"try {len(search['xs']) + 1}/{search['n']} lr={lr:.3g} ({proposal.method}: {proposal.reason})"
     return opened, reason
 
 
-def record_try_steps(state: State, losses: Sequence[float], val_losses: dict[int, float] | None) -> None:
+def record_try_steps(
+    state: State,
+    losses: Sequence[float],
+    grad_norms: Sequence[float] | None,
+    val_losses: dict[int, float] | None,
+) -> None:
     """Keep a running try's finite observations (the report may be one of several windows)."""
     current = running_try(state)
     current["losses"].extend(float(v) for v in losses if math.isfinite(v))
+    current["grads"].extend(float(g) for g in grad_norms or [] if math.isfinite(g))
     for step, value in (val_losses or {}).items():
         if math.isfinite(value):
             current["vals"][str(step)] = float(value)
@@ -89,15 +98,18 @@ def finish_try(state: State, config: TunerConfig, tau: int, steps: int, diverged
     search = searching(state)
     current = running_try(state)
     losses = current["losses"]
-    if diverged:
+    dead = health.dead_gradients(current["grads"], state["grad_norms"]["mean"])
+    if diverged or dead is not None:  # a network whose gradients vanished died: as good as diverged
         worst = max(losses) if losses else (state["ref_loss"] or 0.0)
         forecast = Forecast(
             lr=current["lr"], predicted=worst, uncertainty=0.0, method="diverged", steps=steps
         )
+        current["note"] = dead or "diverged"
         search["ys"].append(None)
         search["sds"].append(0.0)
     else:
-        fitted = _forecast_try(current, config, losses, tau)
+        seg = state["segment"]  # still the try's: hold marks where its cooldown began
+        fitted = _score_try(current, config, losses, tau, seg["hold"], seg["end"])
         forecast = Forecast(
             lr=current["lr"],
             predicted=fitted.predicted,
@@ -109,6 +121,8 @@ def finish_try(state: State, config: TunerConfig, tau: int, steps: int, diverged
         search["sds"].append(fitted.uncertainty)
         current["note"] = fitted.reason
     search["xs"].append(current["x"])
+    if losses:
+        search["starts"].append(losses[0])
     record: CandidateRecord = {
         "lr": forecast.lr,
         "predicted": forecast.predicted,
@@ -120,8 +134,18 @@ def finish_try(state: State, config: TunerConfig, tau: int, steps: int, diverged
     return forecast
 
 
-def _forecast_try(current: TryState, config: TunerConfig, losses: list[float], tau: int) -> LossForecast:
-    """Forecast the try's loss at t = tau, on validation losses when the job asks for them."""
+def _score_try(
+    current: TryState, config: TunerConfig, losses: list[float], tau: int, hold: int, end: int
+) -> LossForecast:
+    """The try's score: its cooled-down loss if it cooled down, else its loss forecast at t = tau;
+    on validation losses when the job asks for them."""
+    cooled = end - hold
+    if cooled > 0:
+        if config.objective == "val":
+            value = cooled_validation(current["vals"], hold + cooled // 2)
+            if value is not None:
+                return LossForecast(value, 0.0, "cooldown", "validation loss after the cooldown")
+        return cooled_score(losses, cooled)
     if config.objective == "val" and len(current["vals"]) >= 3:
         steps = sorted(int(s) for s in current["vals"])
         spacing = max(1, (steps[-1] - current["start"] + 1) // len(steps))
@@ -133,6 +157,40 @@ def _forecast_try(current: TryState, config: TunerConfig, losses: list[float], t
             fitted.predicted, fitted.uncertainty, fitted.method, f"{fitted.reason}; no val losses"
         )
     return fitted
+
+
+def _stage_level(state: State, config: TunerConfig) -> tuple[float, float] | None:
+    """Where the stage started, in the units its tries are scored in (training or validation loss).
+
+    Training loss: the losses just before the stage, else (a first stage with no history) the
+    tries' own first losses, all taken from the snapshot.
+    """
+    if config.objective == "val":  # a full validation loss has no minibatch noise
+        return None if state["stage_val"] is None else (state["stage_val"], 0.0)
+    level = state["stage_level"]
+    if level is None:
+        return health.level_of(searching(state)["starts"])
+    return level[0], level[1]
+
+
+def _uninformative(search: SearchState) -> Choice:
+    """The stage's LR when no try made significant progress (a plateau, or tries too short).
+
+    Progress may need more steps than a try had, and the largest LR gets there fastest, but the top
+    of a wide range is also where networks die quietly. A try whose gradients vanished is known dead
+    (it counts as diverged); so when the tries reported gradient norms, the largest LR that neither
+    diverged nor died is taken. Without gradient norms death cannot be told from a plateau, and
+    the middle LR tried is the safe choice.
+    """
+    alive = sorted(x for x, y in zip(search["xs"], search["ys"], strict=True) if y is not None)
+    if not alive:
+        return Choice(min(search["xs"]), math.nan, "no try made progress, all diverged: the smallest LR")
+    tried = search["try"]
+    if tried is not None and tried["grads"]:
+        return Choice(
+            alive[-1], math.nan, "no try made significant progress: the largest LR that did not die"
+        )
+    return Choice(alive[(len(alive) - 1) // 2], math.nan, "no try made significant progress: the middle LR")
 
 
 def void_try(state: State) -> str:
@@ -165,11 +223,22 @@ def conclude(state: State, config: TunerConfig, fallback_lr: float) -> tuple[flo
         lr, keep_going, why = fallback_lr, False, "no try could be scored: keeping the last LR"
     else:
         seed = config.seed * SEED_STRIDE + state["stage"] * 64 + 63
-        choice = choose_best(search["xs"], search["ys"], seed=seed, sds=search["sds"])
+        stage_level = _stage_level(state, config)
+        learned = [
+            None if y is None or health.no_progress(y, sd, stage_level) else y
+            for y, sd in zip(search["ys"], search["sds"], strict=True)
+        ]
+        if any(y is not None for y in learned):  # tries that learned nothing are failures, not ties
+            choice = choose_best(search["xs"], learned, seed=seed, sds=search["sds"])
+            stalled = sum(y is None for y in learned) - sum(y is None for y in search["ys"])
+            why = choice.reason + (f"; {stalled} tries that made no progress excluded" if stalled else "")
+        else:  # nothing learned yet: see _uninformative; search the whole range again next stage
+            choice = _uninformative(search)
+            state["research"] = True
+            why = choice.reason + "; the next stage searches the whole range again"
         lr = lr_of(choice.x, search["low"], search["high"])
         last = search["try"]
-        keep_going = last is not None and last["x"] == choice.x and search["ys"][-1] is not None
-        why = choice.reason
+        keep_going = last is not None and last["x"] == choice.x and learned[-1] is not None
     summary["chosen_lr"] = lr
     summary["reason"] = why
     state["best_lr"] = lr

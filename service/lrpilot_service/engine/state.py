@@ -18,9 +18,12 @@ from typing import (
 
 from typing_extensions import TypedDict
 
-from lrpilot.protocol import Decision, Phase, StageSummary
+from lrpilot.protocol import Decision, Phase, Ramp, StageSummary
 
-STATE_VERSION = 1
+STATE_VERSION = 2
+"""Version 2 added the range test (``probe``, ``bracket``, ``initial_level``), the segment's
+``ramp``, ``shape`` and ``hold``, and the stage health keys (``research``, ``stage_level``);
+:func:`copy_state` upgrades version-1 states."""
 
 
 class StateVersionError(ValueError):
@@ -28,12 +31,17 @@ class StateVersionError(ValueError):
 
 
 class Segment(TypedDict):
-    """The stretch of steps the job is in: ``[start, end)``, LR linear from ``lr`` to ``lr_end``."""
+    """The stretch of steps the job is in: ``[start, end)``; the LR is ``lr`` until ``hold``, then
+    moves to ``lr_end`` at ``end`` by ``ramp``, or along ``shape`` ("linear", "cosine", "sqrt").
+    """
 
     start: int
     end: int
     lr: float
     lr_end: float
+    ramp: Ramp
+    shape: str
+    hold: int
 
 
 class TryState(TypedDict):
@@ -43,6 +51,7 @@ class TryState(TypedDict):
     lr: float
     start: int
     losses: list[float]
+    grads: list[float]  # finite gradient norms, when the client reports them
     vals: dict[str, float]  # validation loss by absolute step (JSON keys are strings)
     note: NotRequired[str]  # the forecaster's reason, once scored
 
@@ -58,6 +67,7 @@ SearchState = TypedDict(
         "xs": list[float],
         "ys": list[float | None],  # forecast losses; None for a diverged try
         "sds": list[float],
+        "starts": list[float],  # each scored try's first loss: where the stage started, seen by tries
         "voided": int,
         "try": TryState | None,
     },
@@ -93,6 +103,13 @@ class GradSummary(TypedDict):
     max: float
 
 
+class ProbeState(TypedDict):
+    """The range test's observations so far (finite losses, in step order)."""
+
+    losses: list[float]
+    diverged_at: int | None
+
+
 class State(TypedDict):
     """A job's whole engine state (format version :data:`STATE_VERSION`)."""
 
@@ -114,6 +131,11 @@ class State(TypedDict):
     last_val: float | None
     stage_val: float | None
     stage_val_at_snapshot: bool
+    probe: ProbeState | None
+    bracket: list[float] | None  # [low, high] the first stage searches, from the range test
+    initial_level: float | None  # the untrained model's loss (the range test's first losses)
+    research: bool  # the last stage failed: the next one searches its whole range again
+    stage_level: list[float] | None  # [mean, sd] of the losses just before the stage began
 
 
 def new_state(tau: int) -> State:
@@ -123,7 +145,15 @@ def new_state(tau: int) -> State:
         "next_step": 0,
         "decision": None,
         "phase": "warmup",
-        "segment": {"start": 0, "end": 0, "lr": 0.0, "lr_end": 0.0},
+        "segment": {
+            "start": 0,
+            "end": 0,
+            "lr": 0.0,
+            "lr_end": 0.0,
+            "ramp": "linear",
+            "shape": "linear",
+            "hold": 0,
+        },
         "stage": -1,
         "tau": tau,
         "best_lr": None,
@@ -136,19 +166,42 @@ def new_state(tau: int) -> State:
         "last_val": None,
         "stage_val": None,
         "stage_val_at_snapshot": False,
+        "probe": None,
+        "bracket": None,
+        "initial_level": None,
+        "research": False,
+        "stage_level": None,
     }
+
+
+def _upgrade_v1(state: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 had no range test and only linear segments: fill the new keys with what it did."""
+    segment = state["segment"]
+    state["segment"] = {**segment, "ramp": "linear", "shape": "linear", "hold": segment["start"]}
+    search = state.get("search")
+    if search is not None:
+        search["starts"] = []
+        if search.get("try") is not None:
+            search["try"]["grads"] = []
+    state.update(probe=None, bracket=None, initial_level=None, research=False, stage_level=None, version=2)
+    return state
 
 
 def copy_state(state: Mapping[str, Any]) -> State:
     """A deep, JSON-checked copy: the caller's state is never mutated, and bad data fails here.
 
-    Accepts any mapping (the store hands over the JSON column as loaded) and checks its version.
+    Accepts any mapping (the store hands over the JSON column as loaded), checks its version and
+    upgrades older versions, so a job started by an older engine continues on this one.
     """
-    if state.get("version") != STATE_VERSION:
+    version = state.get("version")
+    if version not in (1, STATE_VERSION):
         raise StateVersionError(
-            f"engine state version {state.get('version')!r} is not supported (expected {STATE_VERSION})"
+            f"engine state version {version!r} is not supported (expected {STATE_VERSION} or older)"
         )
-    return cast(State, json.loads(json.dumps(state, allow_nan=False)))
+    copied: dict[str, Any] = json.loads(json.dumps(state, allow_nan=False))
+    if version == 1:
+        copied = _upgrade_v1(copied)
+    return cast(State, copied)
 
 
 def dump_state(state: Mapping[str, Any]) -> str:

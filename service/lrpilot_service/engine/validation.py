@@ -1,7 +1,9 @@
 """Validation loss in the plan (``objective="val"``): where to measure it, and overfitting.
 
-The tries score LRs on validation losses measured at ``eval_at`` steps; exploitation measures
-the end of every window, so a stage that makes the validation loss worse is seen and rewound.
+The tries score LRs on validation losses measured at ``eval_at`` steps: once, at the end of a
+try that cooled down (a full validation loss has no minibatch noise to average away), or at
+``EVALS_PER_TRY`` points for a held try's forecast. Exploitation measures the end of every window,
+so a stage that makes the validation loss worse is seen and rewound.
 """
 
 from __future__ import annotations
@@ -9,25 +11,40 @@ from __future__ import annotations
 import math
 
 from lrpilot.protocol import TunerConfig, WindowReport
+from lrpilot_service.engine.segments import window_steps
 from lrpilot_service.engine.state import State
 
 #: Validation points per search try when the objective is validation loss.
 EVALS_PER_TRY = 8
+#: Exploitation measures validation loss this many times a stage, but not more often than every
+#: MIN_EVAL_SPACING steps.
+EVALS_PER_STAGE = 8
+MIN_EVAL_SPACING = 10
 #: Val objective: an exploit window whose validation loss is this much above the stage's start
 #: is overfitting, and is treated like a divergence (rewind, quarter LR).
 OVERFIT_TOLERANCE = 0.03
+
+
+def window_cap(st: State, config: TunerConfig) -> int:
+    """The longest window now: ``window_max``, and with the val objective an exploitation window
+    ends every 1/EVALS_PER_STAGE of the stage, so an overfitting stage is seen (and rewound) in
+    time; small data overfits within a few hundred steps."""
+    if config.objective == "val" and st["phase"] == "exploit":
+        return min(config.window_max, max(MIN_EVAL_SPACING, st["tau"] // EVALS_PER_STAGE))
+    return config.window_max
 
 
 def eval_steps(st: State, config: TunerConfig) -> list[int]:
     """Steps after which the client measures validation loss (val objective: tries, exploits)."""
     if config.objective != "val" or st["phase"] not in ("search", "exploit"):
         return []
-    seg = st["segment"]
-    if st["phase"] == "exploit":  # one point per window: enough to see the stage overfit
-        return [min(seg["end"], st["next_step"] + config.window_max) - 1]
+    seg, first = st["segment"], st["next_step"]
+    last = first + window_steps(seg, first, window_cap(st, config))
+    if st["phase"] == "exploit":  # the end of every (short) window
+        return [last - 1]
+    if seg["start"] < seg["hold"] < seg["end"]:  # a cooled try: its end is what it is scored on
+        return [seg["end"] - 1] if first <= seg["end"] - 1 < last else []
     spacing = max(1, (seg["end"] - seg["start"]) // EVALS_PER_TRY)
-    first = st["next_step"]
-    last = min(seg["end"], first + config.window_max)
     return [s for s in range(seg["start"] + spacing - 1, seg["end"], spacing) if first <= s < last]
 
 
@@ -35,6 +52,12 @@ def last_validation(report: WindowReport) -> float | None:
     """The report's validation loss at its latest measured step (finite values only), if any."""
     finite = {s: v for s, v in (report.val_losses or {}).items() if math.isfinite(v)}
     return finite[max(finite)] if finite else None
+
+
+def worst_validation(report: WindowReport) -> float | None:
+    """The report's highest finite validation loss: an overfitting stage is judged on its worst point."""
+    finite = [v for v in (report.val_losses or {}).values() if math.isfinite(v)]
+    return max(finite) if finite else None
 
 
 def overfitting(reference: float, value: float) -> str | None:

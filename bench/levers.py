@@ -1,0 +1,176 @@
+"""Engine levers, measured one at a time: ``python -m bench.levers --levers a,b --seeds 5``.
+
+A lever is lrpilot with a few settings changed (an ablation of today's defaults, or a setting
+that was tried and dropped). Each runs the whole protocol of the benchmark (same workloads, seeds,
+budgets and tuned baselines, every step charged) and is scored the way the issue asks: its IQM
+ratio to the tuned cosine over all workloads and seeds, and its worst workload, plus collapses
+(final validation loss at or above 90% of the untrained model's) and the search share. Results
+are cached like every tuner run (keyed by the lrpilot source fingerprint), so the table of
+docs/engine.md is reproduced by one command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.methods import TunerMethod
+from bench.stats import iqm, score
+from bench.workloads import WORKLOADS
+
+#: A run whose final validation loss is at least this share of the untrained model's collapsed.
+COLLAPSE_SHARE = 0.9
+
+
+@dataclass(frozen=True)
+class Lever:
+    """One setting change, and why it is worth measuring."""
+
+    description: str
+    method: TunerMethod = field(default_factory=TunerMethod)
+
+
+LEVERS: dict[str, Lever] = {
+    "defaults": Lever("lrpilot's defaults, wide range [1e-6, 1]"),
+    "defaults-own": Lever("lrpilot's defaults, the workload's own range", TunerMethod(lr_range="own")),
+    "no-probe": Lever(
+        "no range test: the first stage searches the whole range", TunerMethod({"probe": "none"})
+    ),
+    "no-warmup": Lever("no warmup after the range test (one step)", TunerMethod({"warmup_steps": 0})),
+    "val-c5-r3": Lever(
+        "validation objective, 5 first tries, later stages 3",
+        TunerMethod({"candidates": 5, "refine_candidates": 3}, val_fn=True),
+    ),
+    "val-c5-r3-s2": Lever(
+        "as val-c5-r3, at most 2 searching stages",
+        TunerMethod({"candidates": 5, "refine_candidates": 3, "search_stages": 2}, val_fn=True),
+    ),
+    "val-c5-r3-s2-sqrt": Lever(
+        "as val-c5-r3-s2, 1-sqrt anneal",
+        TunerMethod(
+            {"candidates": 5, "refine_candidates": 3, "search_stages": 2, "anneal": "sqrt"}, val_fn=True
+        ),
+    ),
+    "val-c5-r3-s2-a40": Lever(
+        "as val-c5-r3-s2, anneal over the last 40%",
+        TunerMethod(
+            {"candidates": 5, "refine_candidates": 3, "search_stages": 2, "anneal_fraction": 0.4}, val_fn=True
+        ),
+    ),
+    "val-c5-r3-s2-wide": Lever(
+        "as val-c5-r3-s2, later stages search the whole bracket again",
+        TunerMethod(
+            {"candidates": 5, "refine_candidates": 3, "search_stages": 2, "refine": "bracket"}, val_fn=True
+        ),
+    ),
+    "val-c5-r3-s2-wide-tie0": Lever(
+        "as val-c5-r3-s2-wide, near-ties (within 1%) not given to the larger LR",
+        TunerMethod(
+            {"candidates": 5, "refine_candidates": 3, "search_stages": 2, "refine": "bracket"},
+            val_fn=True,
+            patches={"lrpilot_service.engine.search.TIE_SHARE": 0.0},
+        ),
+    ),
+    "no-cooldown": Lever(
+        "tries hold one LR and are ranked by the forecast of their loss curve (AutoLRS)",
+        TunerMethod({"try_cooldown": 0.0}),
+    ),
+}
+
+
+def collapsed(run: dict[str, Any]) -> bool:
+    """Final validation loss >= 90% of the untrained model's (or no finite final loss at all)."""
+    final, initial = run.get("final_val_loss"), run.get("initial_val_loss")
+    if final is None or initial is None or not math.isfinite(final):
+        return True
+    return bool(final >= COLLAPSE_SHARE * initial)
+
+
+def lever_table(
+    names: Sequence[str], workloads: Sequence[str], seeds: int, results: dict[Any, dict[str, Any]]
+) -> list[str]:
+    """Markdown rows: per lever, aggregate IQM ratio to tuned cosine, worst workload, collapses."""
+    from bench.analysis import analyse
+    from bench.methods import RunSpec
+
+    analyses = {w: analyse(results, w, seeds, quick=False) for w in workloads}
+    head = " | ".join(workloads)
+    lines = [
+        f"| lever | IQM ratio to tuned cosine | worst workload | collapses | search share | {head} |",
+        "|---" * (5 + len(workloads)) + "|",
+    ]
+    for name in names:
+        ratios: dict[str, list[float]] = {}
+        shares, collapses, runs = [], 0, 0
+        for w in workloads:
+            wa = analyses[w]
+            budget = WORKLOADS[w].budget(quick=False)
+            for seed, ref in enumerate(wa.cosine.scores):
+                run = results.get(RunSpec(w, name, None, seed, budget))
+                if run is None or "error" in run:
+                    continue
+                runs += 1
+                collapses += collapsed(run)
+                shares.append(run.get("search_share") or 0.0)
+                ratios.setdefault(w, []).append(
+                    score(run.get("final_val_loss"), run.get("initial_val_loss")) / ref
+                )
+        pooled = [x for values in ratios.values() for x in values]
+        per = {w: iqm(v) for w, v in ratios.items()}
+        worst = max(per, key=lambda w: per[w]) if per else "-"
+        cells = " | ".join(f"{per[w]:.3f}" if w in per else "-" for w in workloads)
+        lines.append(
+            f"| {name} | {iqm(pooled):.3f} | {worst} {per.get(worst, math.nan):.3f} | {collapses}/{runs} | "
+            f"{iqm(shares) if shares else math.nan:.2f} | {cells} |"
+        )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    from bench.runner import load_cached, plan, run_all
+
+    p = argparse.ArgumentParser(prog="python -m bench.levers", description=__doc__.split("\n")[0])
+    p.add_argument("--levers", default=",".join(LEVERS), help=f"comma list of {', '.join(LEVERS)}")
+    p.add_argument("--workloads", default=",".join(WORKLOADS))
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--jobs", type=int, default=2)
+    args = p.parse_args(argv)
+    names = [n for n in args.levers.split(",") if n]
+    unknown = [n for n in names if n not in LEVERS]
+    if unknown:
+        print(f"levers: unknown lever(s) {unknown}; choose from {list(LEVERS)}", file=sys.stderr)
+        return 2
+    workloads = [w for w in args.workloads.split(",") if w]
+    from bench.methods import RunSpec
+
+    baselines = plan(workloads, args.seeds, quick=False, with_tuners=False)
+    levers = [
+        RunSpec(w, name, None, seed, WORKLOADS[w].budget(quick=False))
+        for seed in range(args.seeds)
+        for w in workloads
+        for name in names
+    ]
+    results = run_all(levers, jobs=args.jobs)
+    # baselines come from the cache (`lrpilot bench --report` computes them); a workload whose
+    # tuned grid is not complete yet is left out of the table rather than compared to a partial grid
+    missing = set()
+    for spec in baselines:
+        cached = load_cached(spec)
+        if cached is None:
+            missing.add(spec.workload)
+        else:
+            results[spec] = cached
+    if missing:
+        print(f"levers: baselines not cached yet for {sorted(missing)}; left out", file=sys.stderr)
+    shown = [w for w in workloads if w not in missing]
+    for line in lever_table(names, shown, args.seeds, results):
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,97 @@
+"""The LR range test (Smith 2017): where in [lr_min, lr_max] does this model learn at all?
+
+From the initial weights the LR rises geometrically from ``lr_min`` to ``lr_max`` over a few dozen
+steps (about ten a decade), and the run is stopped as soon as the loss explodes; then the weights
+are restored. The loss, plotted against the LR of each step, falls once the LR is large enough to
+move the weights, reaches a minimum, and climbs back (or explodes) past the edge of stability.
+
+What the curve says, measured on the eight benchmark workloads (docs/engine.md): the LR that is
+best for a whole tuned schedule lies between 1/300 and 3 times the LR at the curve's smoothed
+minimum, on every workload. The minimum alone is no estimate (the ratio spans 2.5 decades: small
+data that overfits wants far smaller LRs), but the bracket halves the range the stage search
+must cover, and it excludes the top of a wide range where a network dies without a NaN.
+
+Everything here is a pure function of the probe's losses.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+#: The bracket's top is the LR at the smoothed minimum times this, capped by the edge.
+TOP_FACTOR = 2.0
+#: The bracket spans this many decades below its top.
+DECADES = 3.0
+#: Past the minimum, the loss climbing back this share of the way to its starting level is the edge.
+EDGE_SHARE = 0.5
+#: A drop smaller than this share of the starting level, or than a few noise sds, is no signal.
+MIN_DROP_SHARE = 0.02
+NOISE_SDS = 3.0
+
+
+@dataclass(frozen=True)
+class Bracket:
+    """The LRs the first stage searches, and what the range test saw."""
+
+    low: float
+    high: float
+    informative: bool  # False: the test saw no learning; the bracket is the whole range
+    reason: str
+
+
+def probe_lr(index: int, steps: int, lr_min: float, lr_max: float) -> float:
+    """The LR of the range test's step ``index`` of ``steps``: geometric from lr_min toward lr_max
+    (reached at ``index == steps``, one step after the last)."""
+    if steps <= 0:
+        return lr_min
+    return float(lr_min * (lr_max / lr_min) ** (index / steps))
+
+
+def _smooth(values: Sequence[float], half_width: int) -> np.ndarray:
+    """Running median: one noisy minibatch must not set the minimum or the edge."""
+    v = np.asarray(values, dtype=np.float64)
+    return np.array([np.median(v[max(0, i - half_width) : i + half_width + 1]) for i in range(len(v))])
+
+
+def bracket(
+    losses: Sequence[float], steps: int, lr_min: float, lr_max: float, *, diverged_at: int | None
+) -> Bracket:
+    """The search range from the range test's losses (step i at ``probe_lr(i, steps, ...)``).
+
+    ``diverged_at`` is the index of the step where the loss went non-finite or past the guard
+    (the test stopped there), or None when it ran its whole length.
+    """
+    finite = [v for v in losses if math.isfinite(v)]
+    top = max((abs(v) for v in finite), default=0.0) or 1.0
+    finite = [v / top for v in finite]  # scale-free, and no overflow for losses near 1e308
+    whole = Bracket(lr_min, lr_max, False, "range test saw no learning: searching the whole range")
+    if len(finite) < 8:
+        if diverged_at is not None and diverged_at < 8:  # diverged at once: only the bottom is safe
+            top = probe_lr(max(diverged_at - 1, 0), steps, lr_min, lr_max)
+            high = max(top, lr_min * 10)
+            return Bracket(lr_min, min(high, lr_max), True, f"range test diverged at once (lr {top:.3g})")
+        return whole
+    s = _smooth(finite, max(1, steps // 30))
+    head = s[: max(3, len(s) // 10)]
+    start, i_min = float(np.median(head)), int(np.argmin(s))
+    drop = start - float(s[i_min])
+    noise = float(np.median(np.abs(np.diff(finite)))) / math.sqrt(2) if len(finite) > 2 else 0.0
+    if drop <= max(MIN_DROP_SHARE * abs(start), NOISE_SDS * noise):
+        return whole
+    edge = next((i for i in range(i_min, len(s)) if s[i] > s[i_min] + EDGE_SHARE * drop), None)
+    if edge is None and diverged_at is not None:
+        edge = diverged_at
+    lr_at_min = probe_lr(i_min, steps, lr_min, lr_max)
+    high = lr_at_min * TOP_FACTOR
+    why = f"range test: loss fell {drop / abs(start):.0%} to its minimum at lr {lr_at_min:.3g}"
+    if edge is not None:
+        lr_edge = probe_lr(edge, steps, lr_min, lr_max)
+        high = min(high, lr_edge)
+        why += f", edge at lr {lr_edge:.3g}"
+    high = min(max(high, lr_min * 10), lr_max)
+    low = max(lr_min, high / 10**DECADES)
+    return Bracket(low, high, True, why)

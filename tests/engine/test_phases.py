@@ -1,0 +1,80 @@
+"""A budgeted job's opening: the range test from the initial weights, the restore, the warmup."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from lrpilot.protocol import Decision, TunerConfig, WindowReport
+from lrpilot_service.engine import advance
+from lrpilot_service.engine.probe import probe_lr
+from lrpilot_service.engine.state import State
+
+CONFIG = TunerConfig(total_steps=2000, seed=3)  # range test: 60 steps; warmup: 60 steps
+
+
+def report_of(d: Decision, loss_at_lr: object) -> WindowReport:
+    """Losses as a function of each step's LR, stopped where the decision's guard would stop."""
+    losses: list[float] = []
+    for step in range(d.start_step, d.start_step + d.steps):
+        losses.append(loss_at_lr(d.lr_at(step)))  # type: ignore[operator]
+        if d.should_stop(losses[-1]):
+            break
+    return WindowReport(start_step=d.start_step, losses=losses)
+
+
+def bowl(lr: float) -> float:
+    """A range-test curve: no learning below 1e-4, best near 1e-2, explosion above 0.3."""
+    if lr > 0.3:
+        return math.inf
+    return 2.0 - 1.5 * min(1.0, max(0.0, math.log10(lr / 1e-4) / 2)) + 4 * max(0.0, lr - 0.05)
+
+
+def open_job(loss_at_lr: object) -> tuple[State, list[Decision]]:
+    state, d = advance(CONFIG, None, None)
+    decisions = [d]
+    while d.phase == "probe":
+        state, d = advance(CONFIG, state, report_of(d, loss_at_lr))
+        decisions.append(d)
+    return state, decisions
+
+
+def test_the_range_test_snapshots_then_sweeps_geometrically_from_lr_min() -> None:
+    _, decisions = open_job(bowl)
+    first = decisions[0]
+    assert (first.phase, first.action, first.stage, first.ramp) == ("probe", "snapshot", -1, "geometric")
+    assert first.steps == 4 and first.max_loss is None  # its losses set the guard's reference
+    assert first.lr == CONFIG.lr_min
+    second = decisions[1]
+    assert second.max_loss == pytest.approx(3 * 2.0)
+    assert second.lr_at(second.start_step + 1) == pytest.approx(probe_lr(5, 60, CONFIG.lr_min, CONFIG.lr_max))
+
+
+def test_after_the_test_the_initial_weights_are_restored_and_warmed_up_to_the_bracket() -> None:
+    state, decisions = open_job(bowl)
+    warm = decisions[-1]
+    assert (warm.phase, warm.action, warm.stage) == ("warmup", "restore", -1)
+    assert state["bracket"] is not None
+    low, high = state["bracket"]
+    assert 5e-3 < high < 0.3 and low == pytest.approx(high / 1000)
+    assert warm.lr_at(warm.start_step + warm.steps - 1) == pytest.approx(math.sqrt(low * high))
+    assert state["recent_losses"] == []  # the sweep's losses say nothing about the warmed-up model
+
+
+def test_an_exploding_test_stops_at_the_first_loss_past_the_guard() -> None:
+    state, decisions = open_job(bowl)
+    probe = state["probe"]
+    assert probe is not None and probe["diverged_at"] is not None
+    swept = sum(d.steps for d in decisions[:-1])
+    assert decisions[-1].start_step < swept  # the window ended early: fewer steps than planned
+
+
+def test_the_first_stage_searches_the_bracket() -> None:
+    state, decisions = open_job(bowl)
+    d = decisions[-1]
+    while d.phase == "warmup":
+        state, d = advance(CONFIG, state, WindowReport(start_step=d.start_step, losses=[1.0] * d.steps))
+    search = state["search"]
+    assert d.phase == "search" and d.action == "snapshot" and search is not None
+    assert state["bracket"] == [search["low"], search["high"]]

@@ -1,0 +1,74 @@
+"""The range test's analysis: the bracket it finds on curves of known shape."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from lrpilot_service.engine.probe import DECADES, bracket, probe_lr
+
+STEPS = 60
+LO, HI = 1e-6, 1.0
+
+
+def curve(lr_learn: float, lr_min: float, lr_edge: float, noise: float = 0.0, seed: int = 0) -> list[float]:
+    """Flat at 2.0 until lr_learn, falling to 0.5 at lr_min, climbing back past lr_edge."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(STEPS):
+        lr = probe_lr(i, STEPS, LO, HI)
+        if lr < lr_learn:
+            v = 2.0
+        elif lr < lr_min:
+            v = 2.0 - 1.5 * math.log(lr / lr_learn) / math.log(lr_min / lr_learn)
+        else:
+            v = 0.5 + 1.5 * min(1.0, math.log(lr / lr_min) / math.log(lr_edge / lr_min))
+        out.append(v + noise * rng.normal())
+    return out
+
+
+def test_probe_lrs_are_geometric_from_lr_min_to_lr_max() -> None:
+    lrs = [probe_lr(i, STEPS, LO, HI) for i in range(STEPS + 1)]
+    assert lrs[0] == LO and lrs[-1] == pytest.approx(HI)
+    ratios = [b / a for a, b in itertools.pairwise(lrs)]
+    assert max(ratios) == pytest.approx(min(ratios))
+
+
+def test_bracket_tops_out_near_the_minimum_and_below_the_edge() -> None:
+    found = bracket(curve(1e-4, 1e-2, 1e-1), STEPS, LO, HI, diverged_at=None)
+    assert found.informative
+    assert 1e-2 <= found.high <= 2.5e-2  # twice the minimum's LR, at most (one grid step of slack)
+    assert found.low == pytest.approx(found.high / 10**DECADES)
+
+
+def test_edge_caps_the_top_when_the_loss_climbs_back_steeply() -> None:
+    found = bracket(curve(1e-4, 1e-2, 1.2e-2), STEPS, LO, HI, diverged_at=None)
+    assert found.high <= 1.6e-2
+
+
+def test_a_single_spike_does_not_move_the_bracket() -> None:
+    losses = curve(1e-4, 1e-2, 1e-1)
+    spiked = list(losses)
+    spiked[20] = -5.0  # one absurd minibatch far below the real minimum, at lr ~1e-4
+    assert bracket(spiked, STEPS, LO, HI, diverged_at=None) == bracket(
+        losses, STEPS, LO, HI, diverged_at=None
+    )
+
+
+def test_a_flat_test_is_uninformative_and_searches_the_whole_range() -> None:
+    found = bracket([2.0 + 0.001 * (i % 3) for i in range(STEPS)], STEPS, LO, HI, diverged_at=None)
+    assert not found.informative and (found.low, found.high) == (LO, HI)
+
+
+def test_a_test_that_diverged_at_once_keeps_only_the_bottom() -> None:
+    found = bracket([2.0, 2.1], STEPS, LO, HI, diverged_at=2)
+    assert found.informative and found.high <= LO * 10
+
+
+def test_noisy_curves_still_bracket_the_true_minimum() -> None:
+    for seed in range(10):
+        found = bracket(curve(1e-4, 1e-2, 1e-1, noise=0.1, seed=seed), STEPS, LO, HI, diverged_at=None)
+        assert found.low < 1e-2 < found.high * 1.5

@@ -121,7 +121,9 @@ class TunerConfig(WireModel):
         3.0, gt=1, allow_inf_nan=False, description="A try diverged above this multiple of recent losses."
     )
     window_max: int = Field(256, ge=1, le=1_000_000, description="Longest window between two reports.")
-    seed: int = Field(0, ge=0, lt=2**32)
+    seed: int = Field(
+        0, ge=0, lt=2**32, description="Kept for stored jobs; the engine is deterministic without it."
+    )
 
     @model_validator(mode="before")
     @classmethod

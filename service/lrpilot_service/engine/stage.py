@@ -17,9 +17,6 @@ from lrpilot_service.engine.forecast import LossForecast, forecast_loss
 from lrpilot_service.engine.search import Choice, choose_best, propose_next
 from lrpilot_service.engine.state import CandidateRecord, SearchState, State, TryState
 
-#: Points tried per search are spread by the stage so seeds differ between stages and tries.
-SEED_STRIDE = 1_000
-
 
 def begin_search(state: State, low: float, high: float, n: int, tau: int, try_steps: int) -> None:
     """Open a stage's search over [low, high] (log scale) with ``n`` tries of ``try_steps``."""
@@ -68,8 +65,7 @@ def running_try(state: State) -> TryState:
 def next_try(state: State, config: TunerConfig, start: int) -> tuple[TryState, str]:
     """Choose and open the next try; returns it and the proposal's reason for the decision."""
     search = searching(state)
-    seed = config.seed * SEED_STRIDE + state["stage"] * 64 + len(search["xs"])
-    proposal = propose_next(search["xs"], search["ys"], method=config.search, seed=seed)
+    proposal = propose_next(search["xs"], search["ys"], method=config.search)
     lr = lr_of(proposal.x, search["low"], search["high"])
     opened: TryState = {"x": proposal.x, "lr": lr, "start": start, "losses": [], "grads": [], "vals": {}}
     search["try"] = opened
@@ -222,14 +218,13 @@ def conclude(state: State, config: TunerConfig, fallback_lr: float) -> tuple[flo
     if not search["xs"]:
         lr, keep_going, why = fallback_lr, False, "no try could be scored: keeping the last LR"
     else:
-        seed = config.seed * SEED_STRIDE + state["stage"] * 64 + 63
         stage_level = _stage_level(state, config)
         learned = [
             None if y is None or health.no_progress(y, sd, stage_level) else y
             for y, sd in zip(search["ys"], search["sds"], strict=True)
         ]
         if any(y is not None for y in learned):  # tries that learned nothing are failures, not ties
-            choice = choose_best(search["xs"], learned, seed=seed, sds=search["sds"])
+            choice = choose_best(search["xs"], learned, sds=search["sds"])
             stalled = sum(y is None for y in learned) - sum(y is None for y in search["ys"])
             why = choice.reason + (f"; {stalled} tries that made no progress excluded" if stalled else "")
         else:  # nothing learned yet: see _uninformative; search the whole range again next stage

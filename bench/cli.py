@@ -17,9 +17,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.analysis import analyse
+from bench.analysis import WorkloadAnalysis, analyse
+from bench.decompose import Decomposition, decompose, extra_specs
+from bench.methods import RunSpec
 from bench.report import write_report
 from bench.runner import RESULTS_DIR, check, lrpilot_fingerprint, plan, run_all, tuner_available
+from bench.summary import MAIN, lrpilot_section
 from bench.workloads import WORKLOADS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,6 +64,23 @@ def overhead(now: bool, workloads: list[str]) -> dict[str, Any] | None:
     return None
 
 
+def decompositions(
+    analyses: list[WorkloadAnalysis], results: dict[RunSpec, dict[str, Any]], jobs: int, cache: bool
+) -> dict[str, Decomposition | None]:
+    """Run the best tuned shape at lrpilot's LR (whole budget, and lrpilot's kept steps), decompose."""
+    per_workload = {}
+    for wa in analyses:
+        row = wa.row("tuner", MAIN)
+        if row is not None:
+            per_workload[wa.workload] = (wa, dict(enumerate(row.runs)))
+    extra = [s for wa, runs in per_workload.values() for s in extra_specs(wa.workload, wa.best.method, runs)]
+    done = run_all(extra, jobs=jobs, use_cache=cache)
+    return {
+        name: decompose(name, wa.best.method, wa.best.scores, runs, done)
+        for name, (wa, runs) in per_workload.items()
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (1 when a machinery check fails)."""
     if argv is not None and "--load" in argv:  # the service load benchmark: bench/load.py
@@ -100,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{wa.best.iqm:.4f}",
             end="",
         )
-        for name in ("lrpilot", "lrpilot-val", "autolrs", "schedulefree", "prodigy"):
+        for name in ("lrpilot", "lrpilot-own", "lrpilot-train", "autolrs", "schedulefree", "prodigy"):
             row = wa.row("tuner", name) or wa.row("lr-free", name)
             if row is not None:
                 print(f"  {name} {row.iqm:.4f}", end="")
@@ -108,8 +128,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.report:
         out = args.out or (QUICK_REPORT if args.quick else REPORT)
         speed = overhead(not args.quick and not args.no_overhead, names)
+        parts = {} if args.quick else decompositions(analyses, results, args.jobs, not args.no_cache)
         write_report(
-            analyses, out, seeds=seeds, quick=args.quick, notes=notes, overhead=speed, wall_s=elapsed
+            analyses,
+            out,
+            seeds=seeds,
+            quick=args.quick,
+            notes=notes,
+            overhead=speed,
+            wall_s=elapsed,
+            lrpilot=lrpilot_section(analyses, parts),
         )
         print(f"bench: wrote {out} and plots under {out.parent / 'bench'}")
     return 1 if problems else 0

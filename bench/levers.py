@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.methods import TunerMethod
+from bench.methods import NO_HEALTH, TunerMethod
 from bench.stats import iqm, score
 from bench.workloads import WORKLOADS
 
@@ -34,51 +34,34 @@ class Lever:
     method: TunerMethod = field(default_factory=TunerMethod)
 
 
+def _ablation(description: str, config: dict[str, Any] | None = None, **method: Any) -> Lever:
+    """lrpilot's defaults with a validation function (the benchmark's "lrpilot"), one thing changed."""
+    return Lever(description, TunerMethod(config or {}, **{"val_fn": True, **method}))
+
+
 LEVERS: dict[str, Lever] = {
-    "defaults": Lever("lrpilot's defaults, wide range [1e-6, 1]"),
-    "defaults-own": Lever("lrpilot's defaults, the workload's own range", TunerMethod(lr_range="own")),
-    "no-probe": Lever(
-        "no range test: the first stage searches the whole range", TunerMethod({"probe": "none"})
+    "defaults": _ablation("lrpilot's defaults, wide range, with a validation function"),
+    "own-range": _ablation("the workload's own LR range instead of the wide default", lr_range="own"),
+    "train-loss": _ablation("no validation function: tries scored on the training loss", val_fn=False),
+    "no-probe": _ablation("no range test: the first stage searches the whole range", {"probe": "none"}),
+    "no-warmup": _ablation("no warmup after the range test (one step)", {"warmup_steps": 0}),
+    "no-cooldown": _ablation(
+        "tries hold one LR, scored by a forecast of their curve (AutoLRS)", {"try_cooldown": 0.0}
     ),
-    "no-warmup": Lever("no warmup after the range test (one step)", TunerMethod({"warmup_steps": 0})),
-    "val-c5-r3": Lever(
-        "validation objective, 5 first tries, later stages 3",
-        TunerMethod({"candidates": 5, "refine_candidates": 3}, val_fn=True),
+    "no-health": _ablation("no stall, worse-than-start or dead-gradient checks", patches=NO_HEALTH),
+    "no-tie-rule": _ablation(
+        "the lowest posterior mean wins (no tie rule toward the larger LR)",
+        patches={"lrpilot_service.engine.search.TIE_SDS": 0.0},
     ),
-    "val-c5-r3-s2": Lever(
-        "as val-c5-r3, at most 2 searching stages",
-        TunerMethod({"candidates": 5, "refine_candidates": 3, "search_stages": 2}, val_fn=True),
+    "narrow-refine": _ablation("later stages search x/÷2 around the last LR", {"refine": "narrow"}),
+    "all-stages": _ablation("search every stage the budget pays for", {"search_stages": None}),
+    "c10-r4": _ablation(
+        "10 first-stage tries, 4 later (AutoLRS's k)", {"candidates": 10, "refine_candidates": 4}
     ),
-    "val-c5-r3-s2-sqrt": Lever(
-        "as val-c5-r3-s2, 1-sqrt anneal",
-        TunerMethod(
-            {"candidates": 5, "refine_candidates": 3, "search_stages": 2, "anneal": "sqrt"}, val_fn=True
-        ),
-    ),
-    "val-c5-r3-s2-a40": Lever(
-        "as val-c5-r3-s2, anneal over the last 40%",
-        TunerMethod(
-            {"candidates": 5, "refine_candidates": 3, "search_stages": 2, "anneal_fraction": 0.4}, val_fn=True
-        ),
-    ),
-    "val-c5-r3-s2-wide": Lever(
-        "as val-c5-r3-s2, later stages search the whole bracket again",
-        TunerMethod(
-            {"candidates": 5, "refine_candidates": 3, "search_stages": 2, "refine": "bracket"}, val_fn=True
-        ),
-    ),
-    "val-c5-r3-s2-wide-tie0": Lever(
-        "as val-c5-r3-s2-wide, near-ties (within 1%) not given to the larger LR",
-        TunerMethod(
-            {"candidates": 5, "refine_candidates": 3, "search_stages": 2, "refine": "bracket"},
-            val_fn=True,
-            patches={"lrpilot_service.engine.search.TIE_SHARE": 0.0},
-        ),
-    ),
-    "no-cooldown": Lever(
-        "tries hold one LR and are ranked by the forecast of their loss curve (AutoLRS)",
-        TunerMethod({"try_cooldown": 0.0}),
-    ),
+    "anneal-sqrt": _ablation("1-sqrt anneal (WSD's cooldown) instead of linear", {"anneal": "sqrt"}),
+    "anneal-cosine": _ablation("half-cosine anneal instead of linear", {"anneal": "cosine"}),
+    "anneal-30": _ablation("anneal over the last 30% instead of 20%", {"anneal_fraction": 0.3}),
+    "anneal-50": _ablation("anneal over the last 50%", {"anneal_fraction": 0.5}),
 }
 
 

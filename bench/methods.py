@@ -63,19 +63,44 @@ class TunerMethod:
         return extra
 
 
-# The released AutoLRS, expressed as lrpilot configuration (lrpilot.protocol.TunerConfig).
+def _never_stalled(*args: object) -> bool:
+    return False
+
+
+def _never_failing(*args: object) -> None:
+    return None
+
+
+#: lrpilot without its checks for training that stops learning without a NaN.
+NO_HEALTH: dict[str, Any] = {
+    "lrpilot_service.engine.health.no_progress": _never_stalled,
+    "lrpilot_service.engine.health.worse_than_start": _never_failing,
+    "lrpilot_service.engine.health.dead_gradients": _never_failing,
+    "lrpilot_service.engine.health.stalled": _never_failing,
+}
+# The released AutoLRS, expressed as lrpilot configuration (lrpilot.protocol.TunerConfig): 10 tries
+# a stage over the whole range, every stage, held tries ranked by a forecast, AutoLRS's sizes'
+# ratio, no range test, warmup or anneal, and none of lrpilot's health checks or tie rule.
 AUTOLRS_CONFIG: dict[str, Any] = {
     "candidates": 10,
+    "refine_candidates": 10,
+    "refine": "bracket",
+    "search_stages": None,
     "tau_ratio": 0.1,
     "search": "space_filling",
     "anneal": "none",
-    "refine_candidates": 10,
+    "probe": "none",
+    "warmup_steps": 0,
+    "try_cooldown": 0.0,
 }
+AUTOLRS_PATCHES: dict[str, Any] = {**NO_HEALTH, "lrpilot_service.engine.search.TIE_SDS": 0.0}
+# "lrpilot" is the recommended use, untuned: the one wide default range and a validation function
+# (the held-out loss the grid baselines are selected on); the others change one of the two.
 TUNER_METHODS: dict[str, TunerMethod] = {
-    "lrpilot": TunerMethod(),
-    "lrpilot-own": TunerMethod(lr_range="own"),
-    "lrpilot-val": TunerMethod(val_fn=True),
-    "autolrs": TunerMethod(AUTOLRS_CONFIG, lr_range="own"),
+    "lrpilot": TunerMethod(val_fn=True),
+    "lrpilot-own": TunerMethod(lr_range="own", val_fn=True),
+    "lrpilot-train": TunerMethod(),
+    "autolrs": TunerMethod(AUTOLRS_CONFIG, patches=AUTOLRS_PATCHES),
 }
 TUNERS = tuple(TUNER_METHODS)
 
@@ -198,12 +223,27 @@ class TunerDriver(Driver):
             transport=transport,
             **extra,
         )
+        # The final model's lineage: steps trained since the start, less every rewind (a restore
+        # goes back to its stage's snapshot). T minus it is what search and back-offs cost.
+        self._lineage = 0
+        self._at_snapshot: dict[int, int] = {}
+        self._follow(self.tuner.decision)
+
+    def _follow(self, d: Any) -> None:
+        self._decision = d
+        if d.action == "snapshot" and d.start_step == self.tuner.step:
+            self._at_snapshot[d.stage] = self._lineage
+        elif d.action == "restore" and d.start_step == self.tuner.step:
+            self._lineage = self._at_snapshot.get(d.stage, self._lineage)
 
     def before(self, step: int) -> None:
         pass  # the tuner set this step's LR in the previous next_lr() (or its constructor)
 
     def after(self, step: int, loss: float, grad_norm: float | None) -> None:
         self.tuner.next_lr(step, loss, grad_norm=grad_norm)
+        self._lineage += 1
+        if self.tuner.decision is not self._decision:
+            self._follow(self.tuner.decision)
 
     def needs_grad_norm(self) -> bool:
         return True
@@ -216,7 +256,13 @@ class TunerDriver(Driver):
         ]
         self.tuner.close()
         self._tmp.cleanup()
-        return {"search_share": float(schedule.search_share), "stages": stages}
+        probe = sum(1 for s in schedule.steps if s.phase == "probe")
+        return {
+            "search_share": float(schedule.search_share),
+            "probe_share": probe / max(1, len(schedule.steps)),
+            "kept_steps": self._lineage,  # steps in the final model's lineage
+            "stages": stages,
+        }
 
 
 def build(workload: Workload, spec: RunSpec, model: nn.Module) -> Driver:

@@ -213,6 +213,7 @@ def write_report(
     notes: Sequence[str],
     overhead: dict[str, Any] | None,
     wall_s: float,
+    lrpilot: Sequence[str] = (),
 ) -> None:
     """Write the markdown report and the plots next to it (plots under <dir>/bench/)."""
     lines = [
@@ -246,6 +247,17 @@ def write_report(
         "",
         "s / run: IQM wall time of one tuned-cosine run on one CPU thread, evaluations included, with "
         "two runs in parallel on a shared 2-core machine.",
+        "",
+        "## lrpilot, untuned: every workload, worst first",
+        "",
+        "lrpilot with its one wide default range [1e-6, 1] and a validation function (the held-out loss the "
+        "grid baselines are selected on). Collapses: final validation loss at or above 90% of the untrained "
+        "model's. Kept share: the share of the T steps in the final model's lineage (the range test, losing "
+        "tries and rewound stages are not). LR choice x search cost x shape = the ratio to the best tuned "
+        "schedule (bench/decompose.py): the best tuned shape at lrpilot's held LR against its grid optimum; "
+        "the same with only the kept steps; and what lrpilot's own schedule adds.",
+        "",
+        *(lrpilot or ["(not computed in quick mode)"]),
         "",
         "## Aggregate (all workloads)",
         "",

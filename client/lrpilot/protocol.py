@@ -323,7 +323,9 @@ class Schedule(WireModel):
     job: str
     steps: list[ScheduleStep]
     stages: list[StageSummary]
-    search_share: float = Field(description="Share of reported steps spent on search candidates.")
+    search_share: float = Field(
+        description="Share of reported steps spent searching: the range test and the tries."
+    )
     next_step: int | None = Field(
         None, description="More steps follow: ask again with from_step set to this (one page per call)."
     )

@@ -27,7 +27,7 @@ def runs() -> list[tuple[list[tuple[int, float, float]], LinearRegressionSGD, in
     return results
 
 
-def test_chosen_lr_is_within_factor_two_of_the_best_constant_lr_on_four_of_five_seeds(runs) -> None:  # type: ignore[no-untyped-def]
+def test_chosen_lr_is_within_factor_two_of_the_best_constant_lr_on_all_seeds_but_one(runs) -> None:  # type: ignore[no-untyped-def]
     stages = {stage for rows, _, _ in runs for stage, _, _ in rows}
     for stage in sorted(stages):
         hits = [
@@ -37,7 +37,7 @@ def test_chosen_lr_is_within_factor_two_of_the_best_constant_lr_on_four_of_five_
             if s == stage
         ]
         table = [(round(c, 4), round(b, 4)) for rows, _, _ in runs for s, c, b in rows if s == stage]
-        assert sum(hits) >= 4, f"stage {stage}: (chosen, best) per seed = {table}"
+        assert sum(hits) >= len(hits) - 1, f"stage {stage}: (chosen, best) per seed = {table}"
 
 
 def test_every_job_uses_exactly_its_budget_and_ends_below_the_start(runs) -> None:  # type: ignore[no-untyped-def]

@@ -61,9 +61,7 @@ def test_initial_design_order() -> None:
 
 
 def test_initial_design_stays_below_a_divergence() -> None:
-    assert propose_next([0.5], [None], method="bo") == Proposal(
-        0.2, "initial", "initial design point 2"
-    )
+    assert propose_next([0.5], [None], method="bo") == Proposal(0.2, "initial", "initial design point 2")
     p = propose_next([0.5, 0.2], [None, None], method="bo")
     assert (p.x, p.method) == (0.1, "fallback")
     assert "diverged" in p.reason

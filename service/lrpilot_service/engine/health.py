@@ -65,6 +65,22 @@ def worse_than_start(losses: Sequence[float], level: tuple[float, float] | None)
     return None
 
 
+def stalled(recent: Sequence[float], level: tuple[float, float] | None) -> str | None:
+    """Why a stage that has run its course made no significant progress from its start, or None.
+
+    A too-large LR often stalls rather than diverges (a language model far above the loss a smaller
+    LR reaches). Its tries looked fine (the easy part of the loss goes fastest at a large LR), its
+    exploitation does not rise, it just does not fall: compared with the stage's starting level,
+    the last LEVEL_STEPS losses are not PROGRESS_SES standard errors lower.
+    """
+    now = level_of(recent)
+    if now is None or level is None or len(recent) < LEVEL_STEPS:
+        return None
+    if no_progress(now[0], now[1] / math.sqrt(LEVEL_STEPS), level):
+        return f"loss {now[0]:.4g} made no significant progress from the stage's start {level[0]:.4g}; "
+    return None
+
+
 def dead_gradients(grad_norms: Sequence[float] | None, run_mean: float) -> str | None:
     """Why the gradients say the network died (all but vanished), or None."""
     finite = [g for g in grad_norms or [] if math.isfinite(g)]

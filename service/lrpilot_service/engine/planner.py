@@ -31,7 +31,14 @@ from lrpilot_service.engine.stage import (
     tries_used,
     void_try,
 )
-from lrpilot_service.engine.state import State, copy_state, current_decision, new_state
+from lrpilot_service.engine.state import (
+    Research,
+    SearchKind,
+    State,
+    copy_state,
+    current_decision,
+    new_state,
+)
 from lrpilot_service.engine.validation import (
     eval_steps,
     last_validation,
@@ -158,13 +165,23 @@ def _absorb(
             report.grad_norms, st["grad_norms"]["mean"]
         )
         if failing is not None:
-            return (*_back_off(st, config, budget, failing, research=True), None)
+            return (*_back_off(st, config, budget, failing, research="below"), None)
     if phase == "exploit" and config.objective == "val":
         overfit = _note_validation(st, report)
         if overfit is not None:
             return (*_back_off(st, config, budget, overfit), None)
     if step < end:
         return ("evaluate" if eval_steps(st, config) else "continue"), f"{phase} continues", None
+    if phase == "exploit" and st["stage"] >= 0:
+        stall = health.stalled(st["recent_losses"], _level(st))
+        if (
+            stall is not None
+        ):  # no harm done: keep the steps, search again (below the LR, if it learnt before)
+            st["research"] = "all" if st["stage"] == 0 else "below"
+            if st["research"] == "below" and st["best_lr"] is not None:  # as _back_off marks a failed LR
+                st["best_lr"] = max(config.lr_min, st["best_lr"] / BACKOFF)
+            action, reason = _plan_next(st, config, budget)
+            return action, f"{stall}{reason}", None
     action, reason = _plan_next(st, config, budget)
     return action, f"{phase} done; {reason}", None
 
@@ -198,7 +215,7 @@ def _note_validation(st: State, report: WindowReport) -> str | None:
 
 
 def _back_off(
-    st: State, config: TunerConfig, budget: Budget, why: str, *, research: bool = False
+    st: State, config: TunerConfig, budget: Budget, why: str, *, research: Research = "no"
 ) -> tuple[Action, str]:
     """Divergence, a stall or overfitting while exploiting or annealing: rewind, at a quarter LR.
 
@@ -209,7 +226,8 @@ def _back_off(
     seg, step = st["segment"], st["next_step"]
     lr = max(config.lr_min, lr_at(seg, step) / BACKOFF)
     st["best_lr"] = max(config.lr_min, (st["best_lr"] or lr) / BACKOFF)
-    st["research"] = st["research"] or research
+    if research != "no":
+        st["research"] = research
     rewind: Action = "restore" if st["stage"] >= 0 else "continue"
     if rewind == "restore":
         # The model goes back to the snapshot: what the failed stretch showed is not its history
@@ -239,10 +257,11 @@ def _plan_next(st: State, config: TunerConfig, budget: Budget) -> tuple[Action, 
         set_segment(st, "done", step, step, st["segment"]["lr_end"])
         return "done", f"budget of {total} steps used"
     k = st["stage"] + 1
-    if k > 0 and config.search_stages is not None and k >= config.search_stages and total is not None:
+    planned_out = config.search_stages is not None and k >= config.search_stages
+    if k > 0 and planned_out and st["research"] == "no" and total is not None:  # failed: re-search
         return finish(st, config, budget, _fallback_lr(st, config, budget))
     tau = budget.tau if k == 0 else budget.next_tau(st["tau"])
-    full = k == 0 or st["best_lr"] is None or st["research"]  # nothing to refine: search it all
+    full = k == 0 or st["best_lr"] is None or st["research"] != "no"  # nothing to refine: search all
     n = config.candidates if full else budget.refine_candidates
     limit = planning_limit(budget)
     if limit is not None:
@@ -267,9 +286,10 @@ def _plan_next(st: State, config: TunerConfig, budget: Budget) -> tuple[Action, 
         set_segment(st, "exploit", step, step + tau, best)
         return "snapshot", f"stage {k}: exploit lr={best:.3g} for {tau} steps (no search)"
     low, high = _search_range(st, config, full)
-    st["research"] = False
+    kind: SearchKind = "first" if k == 0 else ("refine" if st["research"] == "no" else st["research"])
+    st["research"] = "no"
     try_steps = budget.try_steps(tau, config.tau_ratio)
-    begin_search(st, low, high, n, tau, try_steps)
+    begin_search(st, low, high, n, tau, try_steps, kind)
     opened, reason = next_try(st, config, step)
     _try_segment(st, config, step, try_steps, opened["lr"])
     return (
@@ -292,7 +312,7 @@ def _search_range(st: State, config: TunerConfig, full: bool) -> tuple[float, fl
     best = st["best_lr"]
     if not full and best is not None and config.refine == "narrow":
         return refine_range(config, best)
-    if st["research"] and best is not None:  # below the LR that failed (best is already backed off)
+    if st["research"] == "below" and best is not None:  # below the LR that failed (already backed off)
         high = min(high, best * BACKOFF / 2)
         low = min(low, high / 10)
     return max(config.lr_min, low), max(min(high, config.lr_max), config.lr_min * 1.01)

@@ -15,12 +15,15 @@ from lrpilot_service.engine.budget import lr_of
 from lrpilot_service.engine.cooldown import cooled_score, cooled_validation
 from lrpilot_service.engine.forecast import LossForecast, forecast_loss
 from lrpilot_service.engine.search import Choice, choose_best, propose_next
-from lrpilot_service.engine.state import CandidateRecord, SearchState, State, TryState
+from lrpilot_service.engine.state import CandidateRecord, SearchKind, SearchState, State, TryState
 
 
-def begin_search(state: State, low: float, high: float, n: int, tau: int, try_steps: int) -> None:
+def begin_search(
+    state: State, low: float, high: float, n: int, tau: int, try_steps: int, kind: SearchKind
+) -> None:
     """Open a stage's search over [low, high] (log scale) with ``n`` tries of ``try_steps``."""
     state["search"] = {
+        "kind": kind,
         "low": low,
         "high": high,
         "n": n,
@@ -169,24 +172,30 @@ def _stage_level(state: State, config: TunerConfig) -> tuple[float, float] | Non
     return level[0], level[1]
 
 
-def _uninformative(search: SearchState) -> Choice:
-    """The stage's LR when no try made significant progress (a plateau, or tries too short).
+def _uninformative(search: SearchState, previous: float | None) -> Choice:
+    """The stage's LR when no try made significant progress: which depends on why it searched.
 
-    Progress may need more steps than a try had, and the largest LR gets there fastest, but the top
-    of a wide range is also where networks die quietly. A try whose gradients vanished is known dead
-    (it counts as diverged); so when the tries reported gradient norms, the largest LR that neither
-    diverged nor died is taken. Without gradient norms death cannot be told from a plateau, and
-    the middle LR tried is the safe choice.
+    - The first stage (or a re-search after a stall of every LR): a fresh network's plateau.
+      Progress needs more steps than a try had, and the largest LR that neither diverged nor
+      died (vanishing gradients count as dying) gets there fastest.
+    - A re-search below an LR that stalled or failed: the middle LR that did not fail. The top of a
+      wide range removes the easy part of a loss fastest and then learns nothing: "the largest LR
+      among ties" took it and wrecked runs.
+    - A refinement: the model has learnt what this stretch offers at any LR; the previous LR stays.
+
+    The next stage searches again (also past ``search_stages``).
     """
     alive = sorted(x for x, y in zip(search["xs"], search["ys"], strict=True) if y is not None)
     if not alive:
         return Choice(min(search["xs"]), math.nan, "no try made progress, all diverged: the smallest LR")
-    tried = search["try"]
-    if tried is not None and tried["grads"]:
+    if search["kind"] == "refine" and previous is not None:
+        x = math.log(previous / search["low"]) / math.log(search["high"] / search["low"])
+        return Choice(min(1.0, max(0.0, x)), math.nan, "no try made significant progress: the LR stays")
+    if search["kind"] == "below":
         return Choice(
-            alive[-1], math.nan, "no try made significant progress: the largest LR that did not die"
+            alive[(len(alive) - 1) // 2], math.nan, "no try made significant progress: the middle LR"
         )
-    return Choice(alive[(len(alive) - 1) // 2], math.nan, "no try made significant progress: the middle LR")
+    return Choice(alive[-1], math.nan, "no try made significant progress: the largest LR that did not fail")
 
 
 def void_try(state: State) -> str:
@@ -228,8 +237,8 @@ def conclude(state: State, config: TunerConfig, fallback_lr: float) -> tuple[flo
             stalled = sum(y is None for y in learned) - sum(y is None for y in search["ys"])
             why = choice.reason + (f"; {stalled} tries that made no progress excluded" if stalled else "")
         else:  # nothing learned yet: see _uninformative; search the whole range again next stage
-            choice = _uninformative(search)
-            state["research"] = True
+            choice = _uninformative(search, state["best_lr"])
+            state["research"] = "all"
             why = choice.reason + "; the next stage searches the whole range again"
         lr = lr_of(choice.x, search["low"], search["high"])
         last = search["try"]

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import (
-    Any,
-    NotRequired,  # pydantic can validate these on Python 3.11
-    cast,
-)
+from typing import Any, Literal, NotRequired, cast
 
-from typing_extensions import TypedDict
+from typing_extensions import TypedDict  # pydantic can validate these on Python 3.11
 
 from lrpilot.protocol import Decision, Phase, Ramp, StageSummary
+
+Research = Literal["no", "all", "below"]
+SearchKind = Literal["first", "refine", "all", "below"]
+"""Why a stage searches: the first one, a refinement, or a re-search after a failure."""
+"""After a failed stage: "all" (nothing learnt: search the whole range again) or "below" (the LR
+was too large: search below it)."""
 
 STATE_VERSION = 2
 """Version 2 added the range test (``probe``, ``bracket``, ``initial_level``), the segment's
@@ -68,6 +70,7 @@ SearchState = TypedDict(
         "ys": list[float | None],  # forecast losses; None for a diverged try
         "sds": list[float],
         "starts": list[float],  # each scored try's first loss: where the stage started, seen by tries
+        "kind": SearchKind,
         "voided": int,
         "try": TryState | None,
     },
@@ -134,7 +137,7 @@ class State(TypedDict):
     probe: ProbeState | None
     bracket: list[float] | None  # [low, high] the first stage searches, from the range test
     initial_level: float | None  # the untrained model's loss (the range test's first losses)
-    research: bool  # the last stage failed: the next one searches its whole range again
+    research: Research  # the last stage failed: the next one searches its whole range again
     stage_level: list[float] | None  # [mean, sd] of the losses just before the stage began
 
 
@@ -169,7 +172,7 @@ def new_state(tau: int) -> State:
         "probe": None,
         "bracket": None,
         "initial_level": None,
-        "research": False,
+        "research": "no",
         "stage_level": None,
     }
 
@@ -181,9 +184,10 @@ def _upgrade_v1(state: dict[str, Any]) -> dict[str, Any]:
     search = state.get("search")
     if search is not None:
         search["starts"] = []
+        search["kind"] = "first" if state.get("stage", 0) == 0 else "refine"
         if search.get("try") is not None:
             search["try"]["grads"] = []
-    state.update(probe=None, bracket=None, initial_level=None, research=False, stage_level=None, version=2)
+    state.update(probe=None, bracket=None, initial_level=None, research="no", stage_level=None, version=2)
     return state
 
 

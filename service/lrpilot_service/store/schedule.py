@@ -18,6 +18,10 @@ from lrpilot.protocol import Decision, Schedule, ScheduleStep, StageSummary
 from lrpilot_service.store.models import DecisionRecord, Observation
 from lrpilot_service.store.observations import decode_float, load_observations
 
+#: Steps in these phases are search: the range test and the tries, none of which the final model keeps
+#: (except a winning try that ran last).
+SEARCH_PHASES = frozenset({"probe", "search"})
+
 
 def load_schedule(
     session: Session, job_id: int, name: str, stages: list[StageSummary], from_step: int, limit: int | None
@@ -38,7 +42,7 @@ def load_schedule(
 
 
 def _search_share(session: Session, job_id: int) -> float:
-    """Share of all the job's reported steps (not only this page's) that were search candidates."""
+    """Share of all the job's reported steps (not only this page's) spent searching (range test, tries)."""
     per_window = dict(
         session.execute(
             select(Observation.window, func.count())
@@ -54,7 +58,7 @@ def _search_share(session: Session, job_id: int) -> float:
             DecisionRecord.job_id == job_id
         )
     )
-    searched = sum(per_window.get(window, 0) for window, phase in phases if phase == "search")
+    searched = sum(per_window.get(window, 0) for window, phase in phases if phase in SEARCH_PHASES)
     return searched / total
 
 
@@ -64,7 +68,7 @@ def build_schedule(
     decisions: Mapping[int, Decision],
     stages: list[StageSummary],
 ) -> Schedule:
-    """One ``ScheduleStep`` per observation; ``search_share`` counts steps in the search phase."""
+    """One ``ScheduleStep`` per observation; ``search_share`` counts the range test and the tries."""
     steps = []
     for row in observations:
         decision = decisions.get(row.window)
@@ -81,6 +85,6 @@ def build_schedule(
                 candidate=decision.candidate if decision else None,
             )
         )
-    searched = sum(1 for step in steps if step.phase == "search")
+    searched = sum(1 for step in steps if step.phase in SEARCH_PHASES)
     share = searched / len(steps) if steps else 0.0
     return Schedule(job=name, steps=steps, stages=stages, search_share=share)

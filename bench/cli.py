@@ -38,6 +38,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, default=None, help="seeds per method (default 5; quick: 1)")
     p.add_argument("--workloads", default=",".join(WORKLOADS), help=f"comma list of {', '.join(WORKLOADS)}")
     p.add_argument("--jobs", type=int, default=2, help="worker processes (one torch thread each)")
+    p.add_argument(
+        "--methods",
+        default="",
+        help="comma list of methods to run and report (default: all); e.g. cosine,wsd,lrpilot,lrpilot-own",
+    )
     p.add_argument("--rerun", default="", help="comma list of methods whose cached results are ignored")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write bench/results/")
     p.add_argument("--out", type=Path, default=None, help="report path (default docs/benchmarks.md)")
@@ -102,6 +107,17 @@ def main(argv: list[str] | None = None) -> int:
     else:
         notes.append(f"lrpilot source fingerprint {lrpilot_fingerprint()} (client + service).")
     specs = plan(names, seeds, args.quick, with_tuners=missing_tuner is None)
+    if args.methods:
+        chosen = {m.strip() for m in args.methods.split(",") if m.strip()}
+        known = {s.method for s in specs}
+        if chosen - known:
+            print(
+                f"bench: unknown method(s) {sorted(chosen - known)}; choose from {sorted(known)}",
+                file=sys.stderr,
+            )
+            return 2
+        specs = [s for s in specs if s.method in chosen]
+        notes.append(f"Methods run: {', '.join(sorted(chosen))} (a subset: `--methods`).")
     start = time.perf_counter()
     results = run_all(specs, jobs=args.jobs, use_cache=not args.no_cache, rerun=args.rerun.split(","))
     elapsed = time.perf_counter() - start

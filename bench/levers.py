@@ -53,6 +53,10 @@ LEVERS: dict[str, Lever] = {
         "the lowest posterior mean wins (no tie rule toward the larger LR)",
         patches={"lrpilot_service.engine.search.TIE_SDS": 0.0},
     ),
+    "no-early-stop": _ablation(
+        "a stage runs all its tries even when BO expects nothing more from them",
+        patches={"lrpilot_service.engine.stage.EARLY_STOP_GAIN": 0.0},
+    ),
     "narrow-refine": _ablation("later stages search x/÷2 around the last LR", {"refine": "narrow"}),
     "all-stages": _ablation("search every stage the budget pays for", {"search_stages": None}),
     "c10-r4": _ablation(

@@ -18,9 +18,10 @@ import io
 import math
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from unittest import mock
 
 import torch
 from torch import nn
@@ -47,12 +48,17 @@ class TunerMethod:
     #: are not settings (bench/levers.py). Applied in the worker process that trains the run.
     patches: dict[str, Any] = field(default_factory=dict)
 
-    def apply_patches(self) -> None:
-        import importlib
+    @contextlib.contextmanager
+    def patched(self) -> Iterator[None]:
+        """The engine constants of ``patches`` set for the duration of one run, then restored.
 
-        for target, value in self.patches.items():
-            module, name = target.rsplit(".", 1)
-            setattr(importlib.import_module(module), name, value)
+        Scoped, not set for good: a benchmark worker (or the test process) trains other methods
+        afterwards, and an ablation's constants must not leak into them.
+        """
+        with contextlib.ExitStack() as stack:
+            for target, value in self.patches.items():
+                stack.enter_context(mock.patch(target, value))
+            yield
 
     def settings(self, workload: Workload) -> dict[str, Any]:
         extra = dict(self.config)
@@ -210,7 +216,6 @@ class TunerDriver(Driver):
         # embedded mode, explicitly: never a service someone left running at $LRPILOT_URL
         self._tmp = tempfile.TemporaryDirectory(prefix="lrpilot-bench-")
         transport = embedded_transport(f"sqlite:///{self._tmp.name}/lrpilot.db")
-        method.apply_patches()
         extra = method.settings(WORKLOADS[spec.workload])
         if extra.get("objective") == "val":
             extra["val_fn"] = val_fn

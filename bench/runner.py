@@ -9,6 +9,7 @@ independent runs use two cores far better than one run with two threads.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import itertools
@@ -23,7 +24,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from bench.methods import LR_FREE, TUNERS, RunSpec, is_tuner, train
+from bench.methods import LR_FREE, TUNERS, RunSpec, is_tuner, train, tuner_method
 from bench.schedules import SCHEDULES
 from bench.workloads import WORKLOADS
 
@@ -109,8 +110,10 @@ def _json_safe(value: Any) -> Any:
 
 def run_one(spec: RunSpec) -> dict[str, Any]:
     """Train one run in this process; failures become a record (never lose the whole report)."""
+    method = tuner_method(spec.method)
     try:
-        return train(WORKLOADS[spec.workload], spec)
+        with method.patched() if method is not None else contextlib.nullcontext():
+            return train(WORKLOADS[spec.workload], spec)
     except Exception:
         return {"spec": spec.__dict__, "error": traceback.format_exc()}
 

@@ -209,3 +209,20 @@ def test_a_clear_winner_is_not_overridden_by_the_tie_rule() -> None:
     ys: list[float | None] = [0.50, 0.300, 0.40, 0.90, 0.35]
     c = choose_best(xs, ys, sds=[0.001] * 5)
     assert c.x == 0.4 and c.reason == "lowest GP posterior mean"
+
+
+def test_bo_reports_its_expected_gain_in_units_of_the_spread() -> None:
+    """Scaling the losses leaves the gain alone; a well-bracketed minimum leaves little to gain."""
+    xs = [0.5, 0.2, 0.8, 0.35, 0.65]
+    quadratic = [(x - 0.5) ** 2 for x in xs]
+    gains = [
+        propose_next(xs, [scale * y + shift for y in quadratic], method="bo").gain
+        for scale, shift in [(1.0, 0.0), (1e3, 5.0), (1e-4, 0.0)]
+    ]
+    assert all(g is not None for g in gains)
+    assert max(gains) - min(gains) < 1e-6 * max(gains)  # type: ignore[type-var, operator]
+    assert gains[0] < 0.05  # type: ignore[operator]
+    # Still falling at the edge of the tried points: the GP expects a lot more.
+    slope = [1.0 - x for x in xs]
+    assert propose_next(xs, slope, method="bo").gain > gains[0]  # type: ignore[operator]
+    assert propose_next([], [], method="bo").gain is None  # initial design: no BO, no gain

@@ -146,12 +146,16 @@ def _absorb(
             forecast = finish_try(st, config, st["tau"], step - started, diverged=stop is not None)
             note = f"try at lr={forecast.lr:.3g} {_outcome(forecast)}"
         search = searching(st)
+        stopped: list[str] = []
         if tries_used(st) < search["n"]:
-            opened, reason = next_try(st, config, step)
-            _try_segment(st, config, step, search["try_steps"], opened["lr"])
-            return "restore", f"{note}; {reason}", forecast
+            opened, why = next_try(st, config, step)
+            if opened is not None:
+                _try_segment(st, config, step, search["try_steps"], opened["lr"])
+                return "restore", f"{note}; {why}", forecast
+            stopped.append(why)
         fallback = st["best_lr"] or _fallback_lr(st, config, budget)
-        lr, keep_going, reason = conclude(st, config, fallback_lr=fallback)
+        lr, keep_going, concluded = conclude(st, config, fallback_lr=fallback)
+        reason = "; ".join([*stopped, concluded])
         already = step - started if keep_going else 0
         set_segment(st, "exploit", step, step + max(1, st["tau"] - already), lr)
         action: Action = "continue" if keep_going else "restore"
@@ -291,6 +295,7 @@ def _plan_next(st: State, config: TunerConfig, budget: Budget) -> tuple[Action, 
     try_steps = budget.try_steps(tau, config.tau_ratio)
     begin_search(st, low, high, n, tau, try_steps, kind)
     opened, reason = next_try(st, config, step)
+    assert opened is not None  # the first try of a stage is never stopped (nothing scored yet)
     _try_segment(st, config, step, try_steps, opened["lr"])
     return (
         "snapshot",

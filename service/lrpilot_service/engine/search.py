@@ -47,6 +47,9 @@ class Proposal:
     x: float
     method: str
     reason: str
+    #: BO's expected improvement at x, as a share of the tries' spread (worst finite to best): how
+    #: much the next try can be expected to beat the best one. None outside BO.
+    gain: float | None = None
 
 
 @dataclass(frozen=True)
@@ -156,7 +159,10 @@ def _bo(xs: list[float], ys: list[float | None], penalty: float) -> Proposal:
     best = int(np.argmax(values))  # grid ascends: the first maximum is the lowest x
     n_div = sum(y is None for y in ys)
     note = f", {n_div} diverged penalised" if n_div else ""
-    return Proposal(candidates[best], "bo-logei", f"LogEI max over {len(candidates)} grid points{note}")
+    gain = math.exp(float(values[best]))  # scaled units: the finite tries' spread is 1
+    return Proposal(
+        candidates[best], "bo-logei", f"LogEI max over {len(candidates)} grid points{note}", gain=gain
+    )
 
 
 def propose_next(

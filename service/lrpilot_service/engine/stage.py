@@ -65,10 +65,25 @@ def running_try(state: State) -> TryState:
     return current
 
 
-def next_try(state: State, config: TunerConfig, start: int) -> tuple[TryState, str]:
-    """Choose and open the next try; returns it and the proposal's reason for the decision."""
+#: A search stops early once BO expects the next try to beat the best by less than this share of
+#: the tries' spread (and at least MIN_TRIES_BEFORE_STOP were scored): the stage spends its tries
+#: where the GP is still unsure, not where it is confident.
+EARLY_STOP_GAIN = 0.01
+MIN_TRIES_BEFORE_STOP = 3
+
+
+def next_try(state: State, config: TunerConfig, start: int) -> tuple[TryState | None, str]:
+    """Choose and open the next try; returns it and the proposal's reason for the decision.
+
+    None (and why) when the search should end here: BO expects nothing more from another try.
+    """
     search = searching(state)
     proposal = propose_next(search["xs"], search["ys"], method=config.search)
+    scored = sum(y is not None for y in search["ys"])
+    if proposal.gain is not None and proposal.gain < EARLY_STOP_GAIN and scored >= MIN_TRIES_BEFORE_STOP:
+        return None, f"search ends after {len(search['xs'])} tries: the next one is expected to gain " + (
+            f"{proposal.gain:.1%} of the tries' spread"
+        )
     lr = lr_of(proposal.x, search["low"], search["high"])
     opened: TryState = {"x": proposal.x, "lr": lr, "start": start, "losses": [], "grads": [], "vals": {}}
     search["try"] = opened

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.methods import NO_HEALTH, TunerMethod
+from bench.methods import NO_HEALTH, TunerMethod, never_failing, never_stalled
 from bench.stats import iqm, score
 from bench.workloads import WORKLOADS
 
@@ -49,6 +49,26 @@ LEVERS: dict[str, Lever] = {
         "tries hold one LR, scored by a forecast of their curve (AutoLRS)", {"try_cooldown": 0.0}
     ),
     "no-health": _ablation("no stall, worse-than-start or dead-gradient checks", patches=NO_HEALTH),
+    "no-stall": _ablation(
+        "a stage that stalled (no significant progress on the training loss) is not searched again",
+        patches={"lrpilot_service.engine.health.stalled": never_failing},
+    ),
+    "stall-first-only": _ablation(
+        "only a first-stage stall searches again; later stalls count as convergence",
+        patches={"lrpilot_service.engine.planner.STALL_RESEARCH_STAGES": 1},
+    ),
+    "val-exact": _ablation(
+        "a try scored on validation loss counts as exact (no uncertainty from its training noise)",
+        patches={"lrpilot_service.engine.stage.VAL_NOISE_FROM_TRAINING": False},
+    ),
+    "repeat-backoff": _ablation(
+        "a stage backs off again each time a window is worse than its start (down to lr_min)",
+        patches={"lrpilot_service.engine.planner._backed_off": never_stalled},
+    ),
+    "no-rebase": _ablation(
+        "the stage's level is the losses before it only, not the snapshot's own when that is higher",
+        patches={"lrpilot_service.engine.planner._rebase_level": never_failing},
+    ),
     "no-tie-rule": _ablation(
         "the lowest posterior mean wins (no tie rule toward the larger LR)",
         patches={"lrpilot_service.engine.search.TIE_SDS": 0.0},
@@ -134,7 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     workloads = [w for w in args.workloads.split(",") if w]
     from bench.methods import RunSpec
 
-    baselines = plan(workloads, args.seeds, quick=False, with_tuners=False)
+    # the table compares with the tuned cosine only: its grid is the one baseline needed
+    baselines = [
+        s for s in plan(workloads, args.seeds, quick=False, with_tuners=False) if s.method == "cosine"
+    ]
     levers = [
         RunSpec(w, name, None, seed, WORKLOADS[w].budget(quick=False))
         for seed in range(args.seeds)
@@ -142,8 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         for name in names
     ]
     results = run_all(levers, jobs=args.jobs)
-    # baselines come from the cache (`lrpilot bench --report` computes them); a workload whose
-    # tuned grid is not complete yet is left out of the table rather than compared to a partial grid
+    # baselines come from the cache (`lrpilot bench --report --methods cosine` computes them); a
+    # workload whose grid is not complete yet is left out rather than compared to a partial grid
     missing = set()
     for spec in baselines:
         cached = load_cached(spec)

@@ -69,20 +69,20 @@ class TunerMethod:
         return extra
 
 
-def _never_stalled(*args: object) -> bool:
+def never_stalled(*args: object) -> bool:
     return False
 
 
-def _never_failing(*args: object) -> None:
+def never_failing(*args: object) -> None:
     return None
 
 
 #: lrpilot without its checks for training that stops learning without a NaN.
 NO_HEALTH: dict[str, Any] = {
-    "lrpilot_service.engine.health.no_progress": _never_stalled,
-    "lrpilot_service.engine.health.worse_than_start": _never_failing,
-    "lrpilot_service.engine.health.dead_gradients": _never_failing,
-    "lrpilot_service.engine.health.stalled": _never_failing,
+    "lrpilot_service.engine.health.no_progress": never_stalled,
+    "lrpilot_service.engine.health.worse_than_start": never_failing,
+    "lrpilot_service.engine.health.dead_gradients": never_failing,
+    "lrpilot_service.engine.health.stalled": never_failing,
 }
 # The released AutoLRS, expressed as lrpilot configuration (lrpilot.protocol.TunerConfig): 10 tries
 # a stage over the whole range, every stage, held tries ranked by a forecast, AutoLRS's sizes'

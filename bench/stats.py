@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
+from scipy import stats as scipy_stats
 
 Stat = Callable[[np.ndarray], float]
 
@@ -41,22 +42,43 @@ def stratified_bootstrap_ci(
     """Percentile bootstrap of ``stat`` over the pooled values, resampling within each group.
 
     Groups are workloads (strata) and values their seeds: resampling inside each group keeps
-    every workload's share of the pool fixed, as rliable's stratified bootstrap does.
+    every workload's share of the pool fixed, as rliable's stratified bootstrap does. That is
+    ``scipy.stats.bootstrap`` with one sample per group (each is resampled on its own) and a
+    statistic of the pooled resample. A group of one value cannot be resampled (scipy refuses
+    it); it enters every resample as itself.
     """
     arrays = [np.asarray(g, dtype=float) for g in groups if len(g) > 0]
     if not arrays:
         return (math.nan, math.nan)
-    rng = np.random.default_rng(seed)
-    # one matrix of resamples (reps x pooled size): vectorised, so a report's ~1000 intervals are fast
-    pooled = np.concatenate([a[rng.integers(0, a.size, (reps, a.size))] for a in arrays], axis=1)
-    if stat is iqm:
-        pooled.sort(axis=1)
-        k = int(0.25 * pooled.shape[1])
-        stats = pooled[:, k : pooled.shape[1] - k].mean(axis=1)
-    else:
-        stats = np.array([stat(row) for row in pooled])
-    alpha = (1.0 - level) / 2.0
-    return (float(np.quantile(stats, alpha)), float(np.quantile(stats, 1.0 - alpha)))
+    fixed = [a for a in arrays if a.size == 1]
+    samples = [a for a in arrays if a.size > 1]
+    if not samples:
+        value = stat(np.concatenate(fixed))
+        return (value, value)
+
+    def pooled_stat(*resampled: np.ndarray, axis: int = -1) -> np.ndarray:
+        rows = np.concatenate(resampled, axis=-1)
+        if fixed:
+            extra = np.concatenate(fixed)
+            rows = np.concatenate([rows, np.broadcast_to(extra, (*rows.shape[:-1], extra.size))], axis=-1)
+        if stat is iqm:  # vectorised: a report computes ~1000 intervals
+            ordered = np.sort(rows, axis=-1)
+            k = int(0.25 * ordered.shape[-1])
+            return np.asarray(ordered[..., k : ordered.shape[-1] - k].mean(axis=-1))
+        flat = rows.reshape(-1, rows.shape[-1])
+        return np.array([stat(r) for r in flat]).reshape(rows.shape[:-1])
+
+    result = scipy_stats.bootstrap(
+        samples,
+        pooled_stat,
+        n_resamples=reps,
+        confidence_level=level,
+        method="percentile",
+        vectorized=True,
+        random_state=np.random.default_rng(seed),
+    )
+    interval = result.confidence_interval
+    return (float(interval.low), float(interval.high))
 
 
 def probability_of_improvement(ours: Sequence[float], theirs: Sequence[float]) -> float:

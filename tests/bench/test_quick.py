@@ -70,3 +70,15 @@ def test_check_catches_broken_accounting() -> None:
 
 def test_cli_rejects_unknown_workloads() -> None:
     assert main(["--quick", "--workloads", "nope"]) == 2
+
+
+def test_cli_rejects_unknown_methods() -> None:
+    assert main(["--quick", "--workloads", WORKLOAD, "--methods", "cosine,nope", "--no-cache"]) == 2
+
+
+def test_cli_runs_only_the_methods_asked_for(tmp_path: Path) -> None:
+    out = tmp_path / "report.md"
+    args = ["--quick", "--workloads", WORKLOAD, "--methods", "cosine", "--no-cache", "--jobs", "1"]
+    assert main([*args, "--report", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "Methods run: cosine" in text and "Missing or failed runs" not in text

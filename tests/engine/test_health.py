@@ -26,6 +26,15 @@ def test_an_exploitation_window_clearly_above_the_start_is_worse() -> None:
     assert worse_than_start([1.2] * 4, level) is None  # too short to judge
 
 
+def test_the_levels_own_noise_counts_before_a_window_is_called_worse() -> None:
+    # A byte-level LM: minibatch losses with sd 0.18. The level is a mean of 16 of them (standard
+    # error 0.045), so a window 0.16 above it is within 3 standard errors of the difference;
+    # counting the window's error alone called it "worse" and rewound a healthy stage.
+    window = [2.527 + 0.18 * (-1) ** i for i in range(25)]
+    assert worse_than_start(window, (2.369, 0.18)) is None
+    assert worse_than_start([v + 0.1 for v in window], (2.369, 0.18)) is not None
+
+
 def test_vanished_gradients_mean_a_dead_network() -> None:
     assert dead_gradients([1e-7] * 10, run_mean=0.5) is not None
     assert dead_gradients([0.4] * 10, run_mean=0.5) is None
@@ -80,3 +89,40 @@ def test_an_exploitation_that_makes_the_loss_worse_is_rewound_and_searched_again
     assert after.action == "restore" and after.lr == chosen / 4
     assert "above the stage's starting level" in after.reason
     assert state["research"] != "no"  # type: ignore[index]
+
+
+def test_a_stage_backs_off_once_when_a_smaller_lr_is_no_better() -> None:
+    # The level the stage started from read low (minibatch noise), so every exploitation window
+    # looked "worse", even at a quarter of the LR: the first release kept rewinding and dividing
+    # the LR by 4 until it reached lr_min, and a byte-level LM stood still for 1,300 steps.
+    config = CLASSIC.model_copy(update={"warmup_steps": 50, "warmup_lr": 1e-3, "total_steps": 2000})
+    state, d = advance(config, None, None)
+    while d.phase != "exploit":
+        losses = [
+            2.0 if d.phase == "warmup" else 1.0 + d.lr_at(s)
+            for s in range(d.start_step, d.start_step + d.steps)
+        ]
+        state, d = advance(config, state, WindowReport(start_step=d.start_step, losses=losses))
+    chosen, restores = d.lr, 0
+    while d.phase == "exploit" and d.start_step < 1000:
+        state, d = advance(config, state, WindowReport(start_step=d.start_step, losses=[2.5] * d.steps))
+        restores += d.action == "restore" and d.phase == "exploit"
+    assert restores == 1
+    assert d.lr >= chosen / 4 or d.phase != "exploit"
+
+
+def test_a_stage_is_judged_against_its_snapshot_when_the_level_before_it_read_low() -> None:
+    # The training losses before the snapshot read 2.0, but every try's first loss (the snapshot
+    # itself on a fresh batch) is 2.5: tries that reach 2.3 made progress, and an exploitation at
+    # 2.45 is not "worse than start". Judged against 2.0, the first release rewound it.
+    config = CLASSIC.model_copy(update={"warmup_steps": 50, "warmup_lr": 1e-3})
+    state, d = advance(config, None, None)
+    while d.phase != "exploit":
+        losses = []
+        for s in range(d.start_step, d.start_step + d.steps):
+            first = d.phase == "search" and d.action in ("snapshot", "restore") and s == d.start_step
+            losses.append(2.0 if d.phase == "warmup" else 2.5 if first else 2.3 + 0.1 * d.lr_at(s))
+        state, d = advance(config, state, WindowReport(start_step=d.start_step, losses=losses))
+    assert "no try made significant progress" not in d.reason
+    state, after = advance(config, state, WindowReport(start_step=d.start_step, losses=[2.45] * d.steps))
+    assert after.action != "restore", after.reason

@@ -90,6 +90,16 @@ def test_job_consumes_exactly_its_budget_and_ends_with_anneal() -> None:
     assert steps_by_phase(decisions)["anneal"] >= 0.2 * 2000
 
 
+@pytest.mark.parametrize("shape", ["linear", "cosine", "sqrt"])
+def test_every_anneal_shape_runs_over_the_reserve(shape: str) -> None:
+    # The reserve was once kept for a linear anneal only: cosine and 1-sqrt held the LR to the end.
+    decisions = run(classic(total_steps=2000, candidates=4, anneal=shape))
+    anneal = [d for d in decisions if d.phase == "anneal"]
+    assert anneal and anneal[0].start_step == 2000 - 400
+    assert anneal[-1].start_step + anneal[-1].steps == 2000
+    assert anneal[-1].lr_end == pytest.approx(1e-6)
+
+
 def test_search_restores_before_every_try_after_the_first_and_before_exploiting() -> None:
     decisions = run(classic(total_steps=2000, candidates=4, seed=2))
     stage0 = [d for d in decisions if d.stage == 0]

@@ -89,7 +89,7 @@ def resolve(config: TunerConfig) -> Budget:
     if refine is None:
         refine = min(REFINE_CANDIDATES, config.candidates)
     reserve = 0
-    if total is not None and config.anneal == "linear":
+    if total is not None and config.anneal != "none":
         reserve = math.ceil(config.anneal_fraction * total)
     return Budget(
         total_steps=total,

@@ -23,7 +23,7 @@ LEVEL_STEPS = 16
 PROGRESS_SES = 2.0
 #: An exploitation window this far above the stage's starting level (relative) ...
 WORSE_SHARE = 0.02
-#: ... and this many standard errors of the window's mean above it, makes the stage worse.
+#: ... and this many standard errors of the difference (window mean less level) above it.
 WORSE_SES = 3.0
 #: Windows shorter than this are too noisy to judge.
 MIN_JUDGED_STEPS = 8
@@ -58,8 +58,10 @@ def worse_than_start(losses: Sequence[float], level: tuple[float, float] | None)
     if level is None or len(finite) < MIN_JUDGED_STEPS:
         return None
     mean, sd = level
-    window = mean_sd(finite)[0]
-    margin = max(WORSE_SHARE * abs(mean), WORSE_SES * sd / math.sqrt(len(finite)))
+    window, window_sd = mean_sd(finite)
+    # the standard error of the difference: the level is itself a mean of LEVEL_STEPS noisy losses
+    error = math.hypot(sd / math.sqrt(LEVEL_STEPS), window_sd / math.sqrt(len(finite)))
+    margin = max(WORSE_SHARE * abs(mean), WORSE_SES * error)
     if window > mean + margin:
         return f"loss {window:.4g} is above the stage's starting level {mean:.4g} (stalled or rising); "
     return None

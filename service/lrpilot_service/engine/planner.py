@@ -53,6 +53,9 @@ BACKOFF = 4.0
 MIN_FIRST_TRIES = 3
 #: The range test's first window: its losses set the reference the guard is measured against.
 PROBE_REFERENCE_STEPS = 4
+#: A stage that stalled searches again only if it is among the first this-many stages (None: any).
+#: Later, a model that stops improving on the training loss has mostly converged at its LR.
+STALL_RESEARCH_STAGES: int | None = None
 
 
 class ReportRejected(ValueError):
@@ -154,6 +157,7 @@ def _absorb(
                 return "restore", f"{note}; {why}", forecast
             stopped.append(why)
         fallback = st["best_lr"] or _fallback_lr(st, config, budget)
+        _rebase_level(st, health.level_of(search["starts"]))
         lr, keep_going, concluded = conclude(st, config, fallback_lr=fallback)
         reason = "; ".join([*stopped, concluded])
         already = step - started if keep_going else 0
@@ -165,9 +169,15 @@ def _absorb(
         why = divergence.describe(losses, report.grad_norms, stop, awaited.max_grad_norm)
         return (*_back_off(st, config, budget, f"{why} in {phase}; "), None)
     if phase == "exploit" and st["stage"] >= 0:
-        failing = health.worse_than_start(losses, _level(st)) or health.dead_gradients(
-            report.grad_norms, st["grad_norms"]["mean"]
-        )
+        failing = health.dead_gradients(report.grad_norms, st["grad_norms"]["mean"])
+        worse = health.worse_than_start(losses, _level(st))
+        if failing is None and worse is not None:
+            if not _backed_off(st):
+                failing = worse
+            else:  # a quarter of the LR did no better: the level, not the LR, was wrong
+                level = health.level_of(losses)
+                if level is not None:
+                    st["stage_level"] = [level[0], level[1]]
         if failing is not None:
             return (*_back_off(st, config, budget, failing, research="below"), None)
     if phase == "exploit" and config.objective == "val":
@@ -176,7 +186,7 @@ def _absorb(
             return (*_back_off(st, config, budget, overfit), None)
     if step < end:
         return ("evaluate" if eval_steps(st, config) else "continue"), f"{phase} continues", None
-    if phase == "exploit" and st["stage"] >= 0:
+    if phase == "exploit" and st["stage"] >= 0 and _stall_researches(st["stage"]):
         stall = health.stalled(st["recent_losses"], _level(st))
         if (
             stall is not None
@@ -188,6 +198,30 @@ def _absorb(
             return action, f"{stall}{reason}", None
     action, reason = _plan_next(st, config, budget)
     return action, f"{phase} done; {reason}", None
+
+
+def _rebase_level(st: State, snapshot_level: tuple[float, float] | None) -> None:
+    """Judge the tries and the exploitation against the snapshot's own loss when that reads higher.
+
+    The stage's level comes from the training losses just before the snapshot; each try's first
+    loss is the snapshot itself on a fresh batch. When the tries started higher, the pre-stage
+    level read low (noise, or a model still bouncing at a large LR), and every exploitation window
+    would look "worse than start": the higher of the two is the fair reference.
+    """
+    level = st["stage_level"]
+    if snapshot_level is None or level is None or snapshot_level[0] <= level[0]:
+        return
+    st["stage_level"] = [snapshot_level[0], max(snapshot_level[1], level[1])]
+
+
+def _backed_off(st: State) -> bool:
+    """Has this stage already backed off (its segment runs below the LR the stage chose)?"""
+    chosen = st["stages"][-1]["chosen_lr"] if st["stages"] else None
+    return chosen is not None and st["segment"]["lr"] < chosen * (1 - 1e-9)
+
+
+def _stall_researches(stage: int) -> bool:
+    return STALL_RESEARCH_STAGES is None or stage < STALL_RESEARCH_STAGES
 
 
 def _level(st: State) -> tuple[float, float] | None:

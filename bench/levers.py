@@ -53,13 +53,9 @@ LEVERS: dict[str, Lever] = {
         "a stage that stalled (no significant progress on the training loss) is not searched again",
         patches={"lrpilot_service.engine.health.stalled": never_failing},
     ),
-    "stall-first-only": _ablation(
-        "only a first-stage stall searches again; later stalls count as convergence",
-        patches={"lrpilot_service.engine.planner.STALL_RESEARCH_STAGES": 1},
-    ),
-    "val-exact": _ablation(
-        "a try scored on validation loss counts as exact (no uncertainty from its training noise)",
-        patches={"lrpilot_service.engine.stage.VAL_NOISE_FROM_TRAINING": False},
+    "stall-all": _ablation(
+        "a stall in any stage searches again (below the LR after the first stage)",
+        patches={"lrpilot_service.engine.planner.STALL_RESEARCH_STAGES": None},
     ),
     "repeat-backoff": _ablation(
         "a stage backs off again each time a window is worse than its start (down to lr_min)",

@@ -54,8 +54,10 @@ MIN_FIRST_TRIES = 3
 #: The range test's first window: its losses set the reference the guard is measured against.
 PROBE_REFERENCE_STEPS = 4
 #: A stage that stalled searches again only if it is among the first this-many stages (None: any).
-#: Later, a model that stops improving on the training loss has mostly converged at its LR.
-STALL_RESEARCH_STAGES: int | None = None
+#: A first stage that stalls chose badly from a fresh model (the LM that stalled at 1.7x the tuned
+#: loss); later, a model that stops improving on the training loss has mostly converged at its LR,
+#: and searching below it only lowered the LR (measured: docs/benchmarks.md, lever stall-all).
+STALL_RESEARCH_STAGES: int | None = 1
 
 
 class ReportRejected(ValueError):

@@ -70,10 +70,6 @@ def running_try(state: State) -> TryState:
 #: where the GP is still unsure, not where it is confident.
 EARLY_STOP_GAIN = 0.01
 MIN_TRIES_BEFORE_STOP = 3
-#: A try scored on one validation loss is as uncertain as where its training ended: the standard
-#: error of its cooled training losses (minibatch noise and the batches it happened to see).
-#: Scored as exact (0), a 0.2% difference between two tries decided a stage.
-VAL_NOISE_FROM_TRAINING = True
 
 
 def next_try(state: State, config: TunerConfig, start: int) -> tuple[TryState | None, str]:
@@ -159,13 +155,11 @@ def _score_try(
     on validation losses when the job asks for them."""
     cooled = end - hold
     if cooled > 0:
-        trained = cooled_score(losses, cooled)
         if config.objective == "val":
             value = cooled_validation(current["vals"], hold + cooled // 2)
             if value is not None:
-                noise = trained.uncertainty if VAL_NOISE_FROM_TRAINING else 0.0
-                return LossForecast(value, noise, "cooldown", "validation loss after the cooldown")
-        return trained
+                return LossForecast(value, 0.0, "cooldown", "validation loss after the cooldown")
+        return cooled_score(losses, cooled)
     if config.objective == "val" and len(current["vals"]) >= 3:
         steps = sorted(int(s) for s in current["vals"])
         spacing = max(1, (steps[-1] - current["start"] + 1) // len(steps))

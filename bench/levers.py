@@ -78,6 +78,9 @@ LEVERS: dict[str, Lever] = {
     "c10-r4": _ablation(
         "10 first-stage tries, 4 later (AutoLRS's k)", {"candidates": 10, "refine_candidates": 4}
     ),
+    "c4-r2": _ablation(
+        "4 first-stage tries, 2 later (fewer steps searching)", {"candidates": 4, "refine_candidates": 2}
+    ),
     "anneal-sqrt": _ablation("1-sqrt anneal (WSD's cooldown) instead of linear", {"anneal": "sqrt"}),
     "anneal-cosine": _ablation("half-cosine anneal instead of linear", {"anneal": "cosine"}),
     "anneal-30": _ablation("anneal over the last 30% instead of 20%", {"anneal_fraction": 0.3}),

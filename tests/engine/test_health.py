@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from lrpilot.protocol import TunerConfig, WindowReport
+from lrpilot.protocol import Decision, TunerConfig, WindowReport
 from lrpilot_service.engine import advance
 from lrpilot_service.engine.health import dead_gradients, level_of, no_progress, worse_than_start
 
@@ -52,6 +52,18 @@ def _to_exploit(config: TunerConfig, loss_of_lr: object) -> tuple[object, object
     return state, d
 
 
+def _warmed_up_to_exploit(config: TunerConfig) -> tuple[object, Decision]:
+    """Warmup losses at 2.0, then tries whose loss is 1 + LR: the smallest LR learns most."""
+    state, d = advance(config, None, None)
+    while d.phase != "exploit":
+        losses = [
+            2.0 if d.phase == "warmup" else 1.0 + d.lr_at(s)
+            for s in range(d.start_step, d.start_step + d.steps)
+        ]
+        state, d = advance(config, state, WindowReport(start_step=d.start_step, losses=losses))
+    return state, d
+
+
 def test_flat_tries_do_not_default_to_the_top_of_the_range() -> None:
     # Every try from the initial weights flat: the tie rule took the largest LR (a dead CNN).
     state, d = _to_exploit(CLASSIC, lambda lr: 2.3)
@@ -75,13 +87,7 @@ def test_a_try_that_went_back_up_is_never_chosen_even_when_largest() -> None:
 
 def test_an_exploitation_that_makes_the_loss_worse_is_rewound_and_searched_again() -> None:
     config = CLASSIC.model_copy(update={"warmup_steps": 50, "warmup_lr": 1e-3})
-    state, d = advance(config, None, None)
-    while d.phase != "exploit":
-        losses = [
-            2.0 if d.phase == "warmup" else 1.0 + d.lr_at(s)
-            for s in range(d.start_step, d.start_step + d.steps)
-        ]
-        state, d = advance(config, state, WindowReport(start_step=d.start_step, losses=losses))
+    state, d = _warmed_up_to_exploit(config)
     chosen = d.lr
     state, after = advance(
         config, state, WindowReport(start_step=d.start_step, losses=[2.5] * min(d.steps, 20))
@@ -96,13 +102,7 @@ def test_a_stage_backs_off_once_when_a_smaller_lr_is_no_better() -> None:
     # looked "worse", even at a quarter of the LR: the first release kept rewinding and dividing
     # the LR by 4 until it reached lr_min, and a byte-level LM stood still for 1,300 steps.
     config = CLASSIC.model_copy(update={"warmup_steps": 50, "warmup_lr": 1e-3, "total_steps": 2000})
-    state, d = advance(config, None, None)
-    while d.phase != "exploit":
-        losses = [
-            2.0 if d.phase == "warmup" else 1.0 + d.lr_at(s)
-            for s in range(d.start_step, d.start_step + d.steps)
-        ]
-        state, d = advance(config, state, WindowReport(start_step=d.start_step, losses=losses))
+    state, d = _warmed_up_to_exploit(config)
     chosen, restores = d.lr, 0
     while d.phase == "exploit" and d.start_step < 1000:
         state, d = advance(config, state, WindowReport(start_step=d.start_step, losses=[2.5] * d.steps))

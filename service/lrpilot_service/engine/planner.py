@@ -56,7 +56,7 @@ PROBE_REFERENCE_STEPS = 4
 #: A stage that stalled searches again only if it is among the first this-many stages (None: any).
 #: A first stage that stalls chose badly from a fresh model (the LM that stalled at 1.7x the tuned
 #: loss); later, a model that stops improving on the training loss has mostly converged at its LR,
-#: and searching below it only lowered the LR (measured: docs/benchmarks.md, lever stall-all).
+#: and searching below it only lowered the LR (measured: docs/engine.md, lever stall-all).
 STALL_RESEARCH_STAGES: int | None = 1
 
 

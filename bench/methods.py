@@ -45,7 +45,7 @@ class TunerMethod:
     lr_range: Literal["wide", "own"] = "wide"
     val_fn: bool = False
     #: Engine constants set for this method only ("module.NAME": value): ablations of choices that
-    #: are not settings (bench/levers.py). Applied in the worker process that trains the run.
+    #: are not settings (bench/levers.py). Set around one run by bench.runner.run_one, then restored.
     patches: dict[str, Any] = field(default_factory=dict)
 
     @contextlib.contextmanager

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.methods import NO_HEALTH, TunerMethod, never_failing, never_stalled
+from bench.methods import NO_HEALTH, TunerMethod, doubled_choice, never_failing, never_stalled
 from bench.stats import iqm, score
 from bench.workloads import WORKLOADS
 
@@ -80,6 +80,24 @@ LEVERS: dict[str, Lever] = {
     ),
     "c4-r2": _ablation(
         "4 first-stage tries, 2 later (fewer steps searching)", {"candidates": 4, "refine_candidates": 2}
+    ),
+    "ramp-30": _ablation(
+        "each try (and its exploitation) rises linearly from the snapshot's LR over 30% of the try",
+        {"try_ramp": 0.3},
+    ),
+    "try-20": _ablation("tries of 20% of tau instead of 10% (less short-horizon bias)", {"tau_ratio": 0.2}),
+    "ramp-30-try-20": _ablation("ramp-30 and try-20 together", {"try_ramp": 0.3, "tau_ratio": 0.2}),
+    "tie-10": _ablation(
+        "tries within 10% of the best try's progress over the stage's level tie with it (largest wins)",
+        patches={"lrpilot_service.engine.stage.TIE_PROGRESS_SHARE": 0.1},
+    ),
+    "tie-25": _ablation(
+        "tries within 25% of the best try's progress tie with it",
+        patches={"lrpilot_service.engine.stage.TIE_PROGRESS_SHARE": 0.25},
+    ),
+    "exploit-x2": _ablation(
+        "diagnostic: exploit at twice the stage's chosen LR (how much an LR-choice bias costs)",
+        patches={"lrpilot_service.engine.planner.conclude": doubled_choice},
     ),
     "anneal-sqrt": _ablation("1-sqrt anneal (WSD's cooldown) instead of linear", {"anneal": "sqrt"}),
     "anneal-cosine": _ablation("half-cosine anneal instead of linear", {"anneal": "cosine"}),

@@ -78,6 +78,17 @@ def never_failing(*args: object) -> None:
 
 
 #: lrpilot without its checks for training that stops learning without a NaN.
+def doubled_choice(state: Any, config: Any, fallback_lr: float) -> tuple[float, bool, str]:
+    """A stage's conclusion at twice the chosen LR (lever ``exploit-x2``); never continues the try."""
+    from lrpilot_service.engine.stage import conclude
+
+    lr, _, why = conclude(state, config, fallback_lr=fallback_lr)
+    doubled = min(config.lr_max, 2 * lr)
+    state["best_lr"] = doubled
+    state["stages"][-1]["chosen_lr"] = doubled
+    return doubled, False, f"{why}; doubled to lr={doubled:.3g} (lever)"
+
+
 NO_HEALTH: dict[str, Any] = {
     "lrpilot_service.engine.health.no_progress": never_stalled,
     "lrpilot_service.engine.health.worse_than_start": never_failing,

@@ -77,6 +77,7 @@ CONFIG_RANGES: dict[str, tuple[float, float]] = {
     "search_stages": (1, 1000),
     "probe_steps": (10, STEP_LIMIT),
     "try_cooldown": (0.0, 0.9),
+    "try_ramp": (0.0, 0.5),
     "anneal_fraction": (0.0, 0.9),
     "divergence_factor": (1.01, 1e6),
     "window_max": (1, MAX_REPORT_STEPS),

@@ -107,6 +107,14 @@ class TunerConfig(WireModel):
         "its cooled-down loss (where the LR leads once annealed, not how noisy it is at full height). "
         "0: tries train at one LR and are scored by a forecast of their loss curve.",
     )
+    try_ramp: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Share of each try spent moving its LR linearly from the LR the model was trained "
+        "at to the try's own (the exploitation that follows moves the same way): a jump to a much "
+        "larger LR spikes an adaptive or momentum optimiser that a ramp would not.",
+    )
     objective: Literal["train", "val"] = Field("train", description="Loss the search minimises.")
     search: Literal["bo", "space_filling"] = Field(
         "bo", description="'bo': GP + log expected improvement; 'space_filling': AutoLRS-like coverage."

@@ -211,6 +211,14 @@ def test_a_clear_winner_is_not_overridden_by_the_tie_rule() -> None:
     assert c.x == 0.4 and c.reason == "lowest GP posterior mean"
 
 
+def test_a_practical_tolerance_ties_tries_the_noise_alone_would_not() -> None:
+    xs = [0.2, 0.4, 0.6, 0.8, 0.5]
+    ys: list[float | None] = [0.50, 0.300, 0.40, 0.90, 0.35]
+    c = choose_best(xs, ys, sds=[0.001] * 5, tolerance=0.06)
+    assert c.x == 0.5 and "tied" in c.reason
+    assert choose_best(xs, ys, sds=[0.001] * 5, tolerance=0.11).x == 0.6
+
+
 def test_bo_reports_its_expected_gain_in_units_of_the_spread() -> None:
     """Scaling the losses leaves the gain alone; a well-bracketed minimum leaves little to gain."""
     xs = [0.5, 0.2, 0.8, 0.35, 0.65]

@@ -34,6 +34,7 @@ from lrpilot_service.engine.stage import (
 from lrpilot_service.engine.state import (
     Research,
     SearchKind,
+    SearchState,
     State,
     copy_state,
     current_decision,
@@ -160,10 +161,12 @@ def _absorb(
             stopped.append(why)
         fallback = st["best_lr"] or _fallback_lr(st, config, budget)
         _rebase_level(st, health.level_of(search["starts"]))
+        rise = _rise(config, search, lr_at(st["segment"], max(started, step - 1)))  # the try's last LR
         lr, keep_going, concluded = conclude(st, config, fallback_lr=fallback)
         reason = "; ".join([*stopped, concluded])
         already = step - started if keep_going else 0
-        set_segment(st, "exploit", step, step + max(1, st["tau"] - already), lr)
+        rise = rise if keep_going else _rise(config, search, search.get("from_lr"))
+        set_segment(st, "exploit", step, step + max(1, st["tau"] - already), lr, rise=rise)
         action: Action = "continue" if keep_going else "restore"
         return action, f"{note}; {reason}; exploit {st['segment']['end'] - step} steps", forecast
 
@@ -329,7 +332,9 @@ def _plan_next(st: State, config: TunerConfig, budget: Budget) -> tuple[Action, 
     kind: SearchKind = "first" if k == 0 else ("refine" if st["research"] == "no" else st["research"])
     st["research"] = "no"
     try_steps = budget.try_steps(tau, config.tau_ratio)
+    from_lr = lr_at(st["segment"], max(st["segment"]["start"], step - 1))  # the snapshot's last LR
     begin_search(st, low, high, n, tau, try_steps, kind)
+    searching(st)["from_lr"] = from_lr
     opened, reason = next_try(st, config, step)
     assert opened is not None  # the first try of a stage is never stopped (nothing scored yet)
     _try_segment(st, config, step, try_steps, opened["lr"])
@@ -340,11 +345,26 @@ def _plan_next(st: State, config: TunerConfig, budget: Budget) -> tuple[Action, 
 
 
 def _try_segment(st: State, config: TunerConfig, start: int, steps: int, lr: float) -> None:
-    """A try: ``lr`` held, then (``try_cooldown``) annealed linearly toward zero over its last steps."""
+    """A try: (``try_ramp``) a rise from the snapshot's LR, ``lr`` held, then (``try_cooldown``)
+    annealed linearly toward zero over its last steps."""
+    search = searching(st)
     cooled = cooldown_steps(steps, config.try_cooldown)
     set_segment(
-        st, "search", start, start + steps, lr, config.lr_min if cooled else lr, hold=start + steps - cooled
+        st,
+        "search",
+        start,
+        start + steps,
+        lr,
+        config.lr_min if cooled else lr,
+        hold=start + steps - cooled,
+        rise=_rise(config, search, search.get("from_lr")),
     )
+
+
+def _rise(config: TunerConfig, search: SearchState, from_lr: float | None) -> tuple[int, float] | None:
+    """A try's (and its exploitation's) rise: ``try_ramp`` of a try's steps, from ``from_lr``."""
+    steps = round(config.try_ramp * search["try_steps"])
+    return None if from_lr is None or steps <= 0 else (steps, from_lr)
 
 
 def _search_range(st: State, config: TunerConfig, full: bool) -> tuple[float, float]:

@@ -194,6 +194,7 @@ def choose_best(
     *,
     sds: Sequence[float] | None = None,
     prefer_large: bool = True,
+    tolerance: float = 0.0,
 ) -> Choice:
     """The tried point with the lowest GP posterior mean among non-diverged tries.
 
@@ -201,7 +202,9 @@ def choose_best(
     stage (AutoLRS took the raw argmin). ``sds`` are the tries' forecast uncertainties, used to
     decide which tries are statistically tied with the best (the largest tied LR wins, unless
     ``prefer_large`` is False). With too few finite points, or if the fit fails, the raw observed
-    minimum is used. Raises ValueError only for empty or mismatched input.
+    minimum is used. ``tolerance``: a difference in the units of ys that also counts as a tie
+    (a practical margin, on top of the statistical one). Raises ValueError only for empty or
+    mismatched input.
     """
     cx, cy = _clean(xs, ys)
     if not cx:
@@ -234,7 +237,7 @@ def choose_best(
     ties = [
         k
         for k in range(len(ok))
-        if means[k] <= means[j] + TIE_SDS * max(stds[j], math.hypot(own[ok[j]], own[ok[k]]))
+        if means[k] <= means[j] + max(tolerance, TIE_SDS * max(stds[j], math.hypot(own[ok[j]], own[ok[k]])))
     ]
     t = max(ties, key=lambda k: cx[ok[k]]) if prefer_large else j
     if t == j:
@@ -242,5 +245,5 @@ def choose_best(
     return Choice(
         cx[ok[t]],
         float(means[t]),
-        f"largest LR within {TIE_SDS:g} sd of the lowest GP posterior mean ({len(ties)} tied)",
+        f"largest LR tied with the lowest GP posterior mean ({len(ties)} tied)",
     )

@@ -230,6 +230,21 @@ def tries_used(state: State) -> int:
     return len(search["xs"]) + int(search["voided"])
 
 
+#: Tries whose score is within this share of the best try's progress (stage level - best score)
+#: also tie with it: the largest of them wins (0: only statistical ties).
+TIE_PROGRESS_SHARE = 0.0
+
+
+def _practical_tie(level: tuple[float, float] | None, learned: Sequence[float | None]) -> float:
+    """The score difference that counts as a tie: a share of what the best try gained on the level
+    (on the worst scored try when the level is unknown: a first stage scored on validation loss)."""
+    scores = [y for y in learned if y is not None]
+    if not scores:
+        return 0.0
+    top = max(scores) if level is None else level[0]
+    return TIE_PROGRESS_SHARE * max(0.0, top - min(scores))
+
+
 def conclude(state: State, config: TunerConfig, fallback_lr: float) -> tuple[float, bool, str]:
     """Pick the stage's LR by the GP posterior mean; say whether the last try can simply go on.
 
@@ -248,7 +263,8 @@ def conclude(state: State, config: TunerConfig, fallback_lr: float) -> tuple[flo
             for y, sd in zip(search["ys"], search["sds"], strict=True)
         ]
         if any(y is not None for y in learned):  # tries that learned nothing are failures, not ties
-            choice = choose_best(search["xs"], learned, sds=search["sds"])
+            tie = _practical_tie(stage_level, learned)
+            choice = choose_best(search["xs"], learned, sds=search["sds"], tolerance=tie)
             stalled = sum(y is None for y in learned) - sum(y is None for y in search["ys"])
             why = choice.reason + (f"; {stalled} tries that made no progress excluded" if stalled else "")
         else:  # nothing learned yet: see _uninformative; search the whole range again next stage

@@ -33,8 +33,9 @@ class StateVersionError(ValueError):
 
 
 class Segment(TypedDict):
-    """The stretch of steps the job is in: ``[start, end)``; the LR is ``lr`` until ``hold``, then
-    moves to ``lr_end`` at ``end`` by ``ramp``, or along ``shape`` ("linear", "cosine", "sqrt").
+    """The stretch of steps the job is in: ``[start, end)``; the LR rises from ``lr_from`` to ``lr``
+    until ``rise`` (when set), is ``lr`` until ``hold``, then moves to ``lr_end`` at ``end`` by
+    ``ramp``, or along ``shape`` ("linear", "cosine", "sqrt").
     """
 
     start: int
@@ -44,6 +45,8 @@ class Segment(TypedDict):
     ramp: Ramp
     shape: str
     hold: int
+    rise: NotRequired[int]  # before this step the LR moves linearly from ``lr_from`` to ``lr``
+    lr_from: NotRequired[float]
 
 
 class TryState(TypedDict):
@@ -72,6 +75,7 @@ SearchState = TypedDict(
         "starts": list[float],  # each scored try's first loss: where the stage started, seen by tries
         "kind": SearchKind,
         "voided": int,
+        "from_lr": NotRequired[float],  # the LR the snapshot was trained at: where tries rise from
         "try": TryState | None,
     },
 )

@@ -87,9 +87,9 @@ LEVERS: dict[str, Lever] = {
     ),
     "try-20": _ablation("tries of 20% of tau instead of 10% (less short-horizon bias)", {"tau_ratio": 0.2}),
     "ramp-30-try-20": _ablation("ramp-30 and try-20 together", {"try_ramp": 0.3, "tau_ratio": 0.2}),
-    "tie-10": _ablation(
-        "tries within 10% of the best try's progress over the stage's level tie with it (largest wins)",
-        patches={"lrpilot_service.engine.stage.TIE_PROGRESS_SHARE": 0.1},
+    "no-tie-tolerance": _ablation(
+        "only statistical ties: no practical tolerance of 10% of the best try's progress",
+        patches={"lrpilot_service.engine.stage.TIE_PROGRESS_SHARE": 0.0},
     ),
     "tie-25": _ablation(
         "tries within 25% of the best try's progress tie with it",

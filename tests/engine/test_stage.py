@@ -40,3 +40,23 @@ def test_too_few_scored_tries_never_stop_a_search(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(stage, "EARLY_STOP_GAIN", 1e9)  # any BO proposal would stop
     state = _state_with_tries([0.5, 0.2], [1.0, 1.1])
     assert stage.next_try(state, TunerConfig(total_steps=1000), start=500)[0] is not None
+
+
+def _concluded(xs: list[float], ys: list[float], level: float) -> float:
+    state = _state_with_tries(xs, list(ys))
+    stage.searching(state)["sds"] = [0.0] * len(xs)
+    state.update({"stage_level": [level, 0.0], "best_lr": None})  # type: ignore[typeddict-item]
+    lr, _, _ = stage.conclude(state, TunerConfig(total_steps=1000), fallback_lr=1e-3)
+    return lr
+
+
+def test_a_larger_lr_within_a_tenth_of_the_best_progress_wins() -> None:
+    # From a level of 2.0, the best try reached 1.45 (progress 0.55): 1.50 is within 0.055 of it,
+    # a difference a short try misjudges, so the larger LR (x = 0.5) wins over x = 0.2.
+    lr = _concluded([0.5, 0.2, 0.8], [1.50, 1.45, 1.90], level=2.0)
+    assert lr == pytest.approx(1e-4 * 1e4**0.5)
+
+
+def test_a_larger_lr_beyond_the_tolerance_does_not_win() -> None:
+    lr = _concluded([0.5, 0.2, 0.8], [1.55, 1.45, 1.90], level=2.0)  # 0.10 > 0.055 behind
+    assert lr == pytest.approx(1e-4 * 1e4**0.2)

@@ -95,6 +95,29 @@ LEVERS: dict[str, Lever] = {
         "tries within 25% of the best try's progress tie with it",
         patches={"lrpilot_service.engine.stage.TIE_PROGRESS_SHARE": 0.25},
     ),
+    "tie-few": _ablation(
+        "the tie rule also applies when fewer than 3 tries were scored (else the lowest one wins)",
+        patches={"lrpilot_service.engine.search.TIE_FEW_POINTS": True},
+    ),
+    "ramp-tries": _ablation(
+        "ramp-30 for the tries only (the exploitation jumps to the chosen LR)",
+        {"try_ramp": 0.3},
+        patches={"lrpilot_service.engine.planner.RISE_EXPLOITATION": False},
+    ),
+    "ramp-exploit": _ablation(
+        "ramp-30 for the exploitation only (tries jump to their LR)",
+        {"try_ramp": 0.3},
+        patches={"lrpilot_service.engine.planner.RISE_TRIES": False},
+    ),
+    "early-stop-10": _ablation(
+        "a stage stops once BO expects the next try to gain less than 10% of the tries' spread (not 1%)",
+        patches={"lrpilot_service.engine.stage.EARLY_STOP_GAIN": 0.1},
+    ),
+    "incumbent-first": _ablation(
+        "a refinement's first try is the LR being trained (not the bracket's centre)",
+        patches={"lrpilot_service.engine.stage.INCUMBENT_FIRST": True},
+    ),
+    "r2": _ablation("2 tries in later stages instead of 3 (less search)", {"refine_candidates": 2}),
     "exploit-x2": _ablation(
         "diagnostic: exploit at twice the stage's chosen LR (how much an LR-choice bias costs)",
         patches={"lrpilot_service.engine.planner.conclude": doubled_choice},

@@ -19,6 +19,7 @@ from lrpilot_service.engine.search import (
     Proposal,
     choose_best,
     diverged_penalty,
+    initial_design,
     propose_next,
     space_filling,
 )
@@ -58,6 +59,13 @@ def test_initial_design_order() -> None:
     # Entries already tried are skipped, whoever tried them.
     assert propose_next([0.2], [1.0], method="bo").x == 0.5
     assert propose_next([0.5, 0.8], [1.0, 1.0], method="bo").x == 0.2
+
+
+def test_an_incumbent_comes_first_and_crowds_out_design_points_next_to_it() -> None:
+    assert initial_design(None) == (0.5, 0.2, 0.8)
+    assert initial_design(0.75) == (0.75, 0.5, 0.2)
+    assert initial_design(0.3) == (0.3, 0.5, 0.8)
+    assert propose_next([], [], method="bo", incumbent=0.75).x == 0.75
 
 
 def test_initial_design_stays_below_a_divergence() -> None:
@@ -217,6 +225,15 @@ def test_a_practical_tolerance_ties_tries_the_noise_alone_would_not() -> None:
     c = choose_best(xs, ys, sds=[0.001] * 5, tolerance=0.06)
     assert c.x == 0.5 and "tied" in c.reason
     assert choose_best(xs, ys, sds=[0.001] * 5, tolerance=0.11).x == 0.6
+
+
+def test_with_few_scored_tries_the_lowest_wins_unless_the_tie_rule_is_extended(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    xs, ys = [0.2, 0.5], [0.300, 0.302]
+    assert choose_best(xs, list(ys), sds=[0.01, 0.01]).x == 0.2
+    monkeypatch.setattr(search, "TIE_FEW_POINTS", True)  # lever tie-few
+    assert choose_best(xs, list(ys), sds=[0.01, 0.01]).x == 0.5
 
 
 def test_bo_reports_its_expected_gain_in_units_of_the_spread() -> None:

@@ -161,11 +161,12 @@ def _absorb(
             stopped.append(why)
         fallback = st["best_lr"] or _fallback_lr(st, config, budget)
         _rebase_level(st, health.level_of(search["starts"]))
-        rise = _rise(config, search, lr_at(st["segment"], max(started, step - 1)))  # the try's last LR
+        last_lr = lr_at(st["segment"], max(started, step - 1))  # the try's last LR
+        rise = _rise(config, search, last_lr, exploit=True)
         lr, keep_going, concluded = conclude(st, config, fallback_lr=fallback)
         reason = "; ".join([*stopped, concluded])
         already = step - started if keep_going else 0
-        rise = rise if keep_going else _rise(config, search, search.get("from_lr"))
+        rise = rise if keep_going else _rise(config, search, search.get("from_lr"), exploit=True)
         set_segment(st, "exploit", step, step + max(1, st["tau"] - already), lr, rise=rise)
         action: Action = "continue" if keep_going else "restore"
         return action, f"{note}; {reason}; exploit {st['segment']['end'] - step} steps", forecast
@@ -361,10 +362,17 @@ def _try_segment(st: State, config: TunerConfig, start: int, steps: int, lr: flo
     )
 
 
-def _rise(config: TunerConfig, search: SearchState, from_lr: float | None) -> tuple[int, float] | None:
+#: Which segments rise when ``try_ramp`` is set: the tries, the exploitation after them (levers).
+RISE_TRIES, RISE_EXPLOITATION = True, True
+
+
+def _rise(
+    config: TunerConfig, search: SearchState, from_lr: float | None, *, exploit: bool = False
+) -> tuple[int, float] | None:
     """A try's (and its exploitation's) rise: ``try_ramp`` of a try's steps, from ``from_lr``."""
     steps = round(config.try_ramp * search["try_steps"])
-    return None if from_lr is None or steps <= 0 else (steps, from_lr)
+    wanted = RISE_EXPLOITATION if exploit else RISE_TRIES
+    return None if from_lr is None or steps <= 0 or not wanted else (steps, from_lr)
 
 
 def _search_range(st: State, config: TunerConfig, full: bool) -> tuple[float, float]:

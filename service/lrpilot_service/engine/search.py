@@ -33,8 +33,12 @@ GRID: tuple[float, ...] = tuple(i / 200 for i in range(201))
 MIN_DISTANCE = 0.01
 # Tries whose posterior mean is within this many posterior sds of the best count as tied.
 TIE_SDS = 1.0
+# Initial design points closer than this to the incumbent are left out: too close to tell apart.
+INCUMBENT_CLEARANCE = 0.15
 # Fewer finite points than this and a GP mean is not worth trusting over the raw observation.
 MIN_POINTS_FOR_GP = 3
+# With fewer points the tie rule applies to the observed values themselves (else the lowest wins).
+TIE_FEW_POINTS = False
 
 
 @dataclass(frozen=True)
@@ -109,14 +113,26 @@ def space_filling(xs: Sequence[float]) -> float:
     return best_mid
 
 
-def _initial(xs: Sequence[float], ys: Sequence[float | None]) -> float | None:
+def initial_design(incumbent: float | None) -> tuple[float, ...]:
+    """The first tries: the incumbent (the LR being trained) first when there is one, then the
+    default design's points that are not next to it (a refinement must see its own LR to know
+    whether moving away from it pays)."""
+    if incumbent is None:
+        return INITIAL_DESIGN
+    rest = [x for x in INITIAL_DESIGN if abs(x - incumbent) > INCUMBENT_CLEARANCE]
+    return (incumbent, *rest)[: len(INITIAL_DESIGN)]
+
+
+def _initial(
+    xs: Sequence[float], ys: Sequence[float | None], design: Sequence[float] = INITIAL_DESIGN
+) -> float | None:
     """Next untried entry of the initial design, skipping those at or above a diverged try.
 
     Divergence is (nearly) monotone in the LR, so trying above a point that diverged wastes a window.
     """
     diverged = [x for x, y in zip(xs, ys, strict=True) if y is None]
     ceiling = min(diverged, default=math.inf)
-    for x in INITIAL_DESIGN:
+    for x in design:
         if not _is_tried(x, xs) and x < ceiling - MIN_DISTANCE / 2:
             return x
     return None
@@ -170,11 +186,15 @@ def propose_next(
     ys: Sequence[float | None],
     *,
     method: Literal["bo", "space_filling"],
+    incumbent: float | None = None,
 ) -> Proposal:
-    """Next point to try; never a repeat of a tried one, never raises on finite/None data."""
+    """Next point to try; never a repeat of a tried one, never raises on finite/None data.
+
+    ``incumbent``: the point of the LR being trained, tried first (see :func:`initial_design`).
+    """
     cx, cy = _clean(xs, ys)
     if len(cx) < len(INITIAL_DESIGN):
-        x0 = _initial(cx, cy)
+        x0 = _initial(cx, cy, initial_design(incumbent))
         if x0 is not None:
             return Proposal(x0, "initial", f"initial design point {len(cx) + 1}")
     penalty = diverged_penalty(cy)
@@ -215,7 +235,16 @@ def choose_best(
     ok = sorted(finite)
     best_i = min(ok, key=lambda i: (finite[i], cx[i]))
     x_obs, y_obs = cx[best_i], finite[best_i]
+    own = [0.0] * len(cx) if sds is None else [abs(float(v)) if math.isfinite(v) else 0.0 for v in sds]
     if len(ok) < MIN_POINTS_FOR_GP:
+        tied = [
+            i for i in ok if finite[i] <= y_obs + max(tolerance, TIE_SDS * math.hypot(own[best_i], own[i]))
+        ]
+        top = max(tied, key=lambda i: cx[i]) if prefer_large and TIE_FEW_POINTS else best_i
+        if top != best_i:
+            return Choice(
+                cx[top], finite[top], f"largest LR tied with the lowest observed value ({len(tied)} tied)"
+            )
         return Choice(x_obs, y_obs, f"lowest observed value (only {len(ok)} finite tries)")
     penalty = diverged_penalty(cy)
     assert penalty is not None  # finite values exist
@@ -233,7 +262,6 @@ def choose_best(
     # Short windows understate what a larger LR gains over the stage (short-horizon bias), so
     # among tries the GP cannot tell from the best (mean within one posterior sd), take the largest.
     # A try's own forecast sd counts too: a GP that interpolates has ~0 posterior sd at tried points.
-    own = [0.0] * len(cx) if sds is None else [abs(float(v)) if math.isfinite(v) else 0.0 for v in sds]
     ties = [
         k
         for k in range(len(ok))

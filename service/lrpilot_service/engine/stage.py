@@ -78,7 +78,7 @@ def next_try(state: State, config: TunerConfig, start: int) -> tuple[TryState | 
     None (and why) when the search should end here: BO expects nothing more from another try.
     """
     search = searching(state)
-    proposal = propose_next(search["xs"], search["ys"], method=config.search)
+    proposal = propose_next(search["xs"], search["ys"], method=config.search, incumbent=_incumbent(state))
     scored = sum(y is not None for y in search["ys"])
     if proposal.gain is not None and proposal.gain < EARLY_STOP_GAIN and scored >= MIN_TRIES_BEFORE_STOP:
         return None, f"search ends after {len(search['xs'])} tries: the next one is expected to gain " + (
@@ -89,6 +89,21 @@ def next_try(state: State, config: TunerConfig, start: int) -> tuple[TryState | 
     search["try"] = opened
     reason = f"try {len(search['xs']) + 1}/{search['n']} lr={lr:.3g} ({proposal.method}: {proposal.reason})"
     return opened, reason
+
+
+#: A refinement tries the LR being trained first (lever ``incumbent-first``).
+INCUMBENT_FIRST = False
+
+
+def _incumbent(state: State) -> float | None:
+    """The point of the LR a refinement starts from, when it lies inside the searched range."""
+    search = searching(state)
+    if not INCUMBENT_FIRST or search["kind"] != "refine" or state["best_lr"] is None:
+        return None
+    best = state["best_lr"]
+    if not search["low"] <= best <= search["high"] or search["high"] <= search["low"]:
+        return None
+    return round(math.log(best / search["low"]) / math.log(search["high"] / search["low"]), 3)
 
 
 def record_try_steps(

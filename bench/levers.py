@@ -113,6 +113,14 @@ LEVERS: dict[str, Lever] = {
         "a stage stops once BO expects the next try to gain less than 10% of the tries' spread (not 1%)",
         patches={"lrpilot_service.engine.stage.EARLY_STOP_GAIN": 0.1},
     ),
+    "no-tie-rel": _ablation(
+        "no tie within 0.5% of the best score (only the progress share and the statistical tie)",
+        patches={"lrpilot_service.engine.stage.TIE_LOSS_SHARE": 0.0},
+    ),
+    "tie-rel-1": _ablation(
+        "a tie also within 1% of the best score",
+        patches={"lrpilot_service.engine.stage.TIE_LOSS_SHARE": 0.01},
+    ),
     "incumbent-first": _ablation(
         "a refinement's first try is the LR being trained (not the bracket's centre)",
         patches={"lrpilot_service.engine.stage.INCUMBENT_FIRST": True},

@@ -60,3 +60,10 @@ def test_a_larger_lr_within_a_tenth_of_the_best_progress_wins() -> None:
 def test_a_larger_lr_beyond_the_tolerance_does_not_win() -> None:
     lr = _concluded([0.5, 0.2, 0.8], [1.55, 1.45, 1.90], level=2.0)  # 0.10 > 0.055 behind
     assert lr == pytest.approx(1e-4 * 1e4**0.2)
+
+
+def test_scores_within_half_a_percent_tie_even_when_the_stage_made_little_progress() -> None:
+    # The byte-level LM's second stage: tries at 2.425, 2.440, 2.430 from a level of 2.45. The
+    # progress share alone (10% of 0.025) ties nothing; 0.5% of 2.425 ties all three.
+    lr = _concluded([0.5, 0.2, 0.8], [2.425, 2.440, 2.430], level=2.45)
+    assert lr == pytest.approx(1e-4 * 1e4**0.8)

@@ -250,6 +250,9 @@ def tries_used(state: State) -> int:
 #: try misjudges (python -m bench.forecasters: short tries rank LRs with a Spearman of 0.2-0.5).
 #: Measured in docs/engine.md (levers tie-10, no-tie-tolerance, tie-25).
 TIE_PROGRESS_SHARE = 0.1
+#: ... or within this share of the best score itself: on the byte-level LM a stage's tries scored
+#: within 0.6% of each other and the lowest moved the LR 10x down (docs/engine.md, round 6).
+TIE_LOSS_SHARE = 0.005
 
 
 def _practical_tie(level: tuple[float, float] | None, learned: Sequence[float | None]) -> float:
@@ -259,7 +262,8 @@ def _practical_tie(level: tuple[float, float] | None, learned: Sequence[float | 
     if not scores:
         return 0.0
     top = max(scores) if level is None else level[0]
-    return TIE_PROGRESS_SHARE * max(0.0, top - min(scores))
+    best = min(scores)
+    return max(TIE_PROGRESS_SHARE * max(0.0, top - best), TIE_LOSS_SHARE * abs(best))
 
 
 def conclude(state: State, config: TunerConfig, fallback_lr: float) -> tuple[float, bool, str]:

@@ -161,12 +161,12 @@ def _absorb(
             stopped.append(why)
         fallback = st["best_lr"] or _fallback_lr(st, config, budget)
         _rebase_level(st, health.level_of(search["starts"]))
-        last_lr = lr_at(st["segment"], max(started, step - 1))  # the try's last LR
-        rise = _rise(config, search, last_lr, exploit=True)
         lr, keep_going, concluded = conclude(st, config, fallback_lr=fallback)
         reason = "; ".join([*stopped, concluded])
         already = step - started if keep_going else 0
-        rise = rise if keep_going else _rise(config, search, search.get("from_lr"), exploit=True)
+        # the exploitation rises from the LR the model was last trained at: the try's, if it goes on
+        trained_at = lr_at(st["segment"], max(started, step - 1)) if keep_going else search.get("from_lr")
+        rise = _rise(config, search, trained_at, exploit=True)
         set_segment(st, "exploit", step, step + max(1, st["tau"] - already), lr, rise=rise)
         action: Action = "continue" if keep_going else "restore"
         return action, f"{note}; {reason}; exploit {st['segment']['end'] - step} steps", forecast

@@ -117,3 +117,8 @@ def lr_of(x: float, low: float, high: float) -> float:
     """Map a normalised point x in [0, 1] to an LR on the log scale of [low, high]."""
     x = min(max(x, 0.0), 1.0)
     return float(min(max(low * (high / low) ** x, low), high))
+
+
+def x_of(lr: float, low: float, high: float) -> float:
+    """The inverse of :func:`lr_of`: where ``lr`` lies on the log scale of [low, high] (unclipped)."""
+    return math.log(lr / low) / math.log(high / low)

@@ -236,10 +236,13 @@ def choose_best(
     best_i = min(ok, key=lambda i: (finite[i], cx[i]))
     x_obs, y_obs = cx[best_i], finite[best_i]
     own = [0.0] * len(cx) if sds is None else [abs(float(v)) if math.isfinite(v) else 0.0 for v in sds]
+
+    def margin(a: int, b: int, posterior_sd: float = 0.0) -> float:
+        """How far above try ``a``'s value try ``b``'s may be and still tie with it."""
+        return max(tolerance, TIE_SDS * max(posterior_sd, math.hypot(own[a], own[b])))
+
     if len(ok) < MIN_POINTS_FOR_GP:
-        tied = [
-            i for i in ok if finite[i] <= y_obs + max(tolerance, TIE_SDS * math.hypot(own[best_i], own[i]))
-        ]
+        tied = [i for i in ok if finite[i] <= y_obs + margin(best_i, i)]
         top = max(tied, key=lambda i: cx[i]) if prefer_large and TIE_FEW_POINTS else best_i
         if top != best_i:
             return Choice(
@@ -262,11 +265,7 @@ def choose_best(
     # Short windows understate what a larger LR gains over the stage (short-horizon bias), so
     # among tries the GP cannot tell from the best (mean within one posterior sd), take the largest.
     # A try's own forecast sd counts too: a GP that interpolates has ~0 posterior sd at tried points.
-    ties = [
-        k
-        for k in range(len(ok))
-        if means[k] <= means[j] + max(tolerance, TIE_SDS * max(stds[j], math.hypot(own[ok[j]], own[ok[k]])))
-    ]
+    ties = [k for k in range(len(ok)) if means[k] <= means[j] + margin(ok[j], ok[k], stds[j])]
     t = max(ties, key=lambda k: cx[ok[k]]) if prefer_large else j
     if t == j:
         return Choice(cx[ok[j]], float(means[j]), "lowest GP posterior mean")

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from lrpilot.protocol import Forecast, TunerConfig
 from lrpilot_service.engine import health
-from lrpilot_service.engine.budget import lr_of
+from lrpilot_service.engine.budget import lr_of, x_of
 from lrpilot_service.engine.cooldown import cooled_score, cooled_validation
 from lrpilot_service.engine.forecast import LossForecast, forecast_loss
 from lrpilot_service.engine.search import Choice, choose_best, propose_next
@@ -103,7 +103,7 @@ def _incumbent(state: State) -> float | None:
     best = state["best_lr"]
     if not search["low"] <= best <= search["high"] or search["high"] <= search["low"]:
         return None
-    return round(math.log(best / search["low"]) / math.log(search["high"] / search["low"]), 3)
+    return round(x_of(best, search["low"], search["high"]), 3)
 
 
 def record_try_steps(
@@ -219,7 +219,7 @@ def _uninformative(search: SearchState, previous: float | None) -> Choice:
     if not alive:
         return Choice(min(search["xs"]), math.nan, "no try made progress, all diverged: the smallest LR")
     if search["kind"] == "refine" and previous is not None:
-        x = math.log(previous / search["low"]) / math.log(search["high"] / search["low"])
+        x = x_of(previous, search["low"], search["high"])
         return Choice(min(1.0, max(0.0, x)), math.nan, "no try made significant progress: the LR stays")
     if search["kind"] == "below":
         return Choice(

@@ -132,6 +132,67 @@ def law_predictions(history: Any, tries: dict[float, Any], plan: Any) -> dict[fl
     return out
 
 
+#: The LR-aware law's noise memory, per step: the loss sits above its noise-free level in
+#: proportion to the recent LR, which an anneal removes.
+NOISE_MOMENTUM = 0.9
+
+
+def _lr_aware_features(lrs: Any, eta_c: float) -> tuple[Any, Any]:
+    """E (the running sum of LR * exp(-LR / eta_c): progress per step peaks at eta_c and falls
+    beyond it) and the momentum-smoothed LR (the noise an anneal removes), per step."""
+    import numpy as np
+    from scipy.signal import lfilter
+
+    lrs = np.asarray(lrs, dtype=np.float64)
+    efficiency = np.cumsum(lrs * np.exp(-lrs / eta_c))
+    noise = lfilter([1 - NOISE_MOMENTUM], [1, -NOISE_MOMENTUM], lrs)
+    return efficiency, noise
+
+
+def lr_aware_law_predictions(history: Any, tries: dict[float, Any], plan: Any) -> dict[float, float]:
+    """A law that can rank peak LRs: L = L0 + A * E^-alpha + D * m, with E the LR's area counted at
+    an efficiency that peaks at eta_c, and m the smoothed LR (the noise level an anneal removes).
+
+    The annealing laws (Tissue et al.; the multi-power law) make the loss fall with the LR's area,
+    so a larger peak LR always predicts lower: they rank LRs backwards past the optimum. Here the
+    efficiency eta * exp(-eta / eta_c) gives progress an optimum that the tries locate, and the
+    noise term lets a cooled try and a held one disagree by how much the LR still costs.
+    Fitted on the branch's history and every try; evaluated at the end of each candidate's plan.
+    """
+    import numpy as np
+    from scipy.optimize import least_squares
+
+    h_lrs, h_losses = (np.asarray(x, dtype=np.float64) for x in history)
+    series = [(h_lrs, h_losses, len(h_lrs))]
+    for t_lrs, t_losses in tries.values():
+        if len(t_losses) == len(t_lrs) and np.all(np.isfinite(t_losses)):
+            series.append((np.concatenate([h_lrs, t_lrs]), np.asarray(t_losses), len(t_lrs)))
+    observed = np.concatenate([losses for _, losses, _ in series])
+    keep = np.isfinite(observed)
+    scale = float(np.median(observed[keep]))
+    top = float(max(max(t) for t, _ in tries.values()))
+
+    def predict(p: Any, lrs: Any) -> Any:
+        l0, log_a, alpha, log_eta_c, d = p
+        efficiency, noise = _lr_aware_features(lrs, math.exp(log_eta_c))
+        return l0 + np.exp(log_a) * np.maximum(efficiency, 1e-12) ** (-alpha) + d * noise
+
+    def residual(p: Any) -> Any:
+        fitted = np.concatenate([predict(p, lrs)[-n:] for lrs, _, n in series])
+        return (fitted - observed)[keep] / scale
+
+    fit = least_squares(
+        residual,
+        x0=[0.5 * scale, math.log(scale), 0.5, math.log(top), 0.0],
+        bounds=([-np.inf, -50, 0.0, math.log(top) - 12, 0.0], [np.inf, 50, 3.0, math.log(top) + 5, np.inf]),
+    )
+    out = {}
+    for lr, (t_lrs, t_losses) in tries.items():
+        finite = len(t_losses) == len(t_lrs) and bool(np.all(np.isfinite(t_losses)))
+        out[lr] = float(predict(fit.x, np.concatenate([h_lrs, plan(lr)]))[-1]) if finite else math.inf
+    return out
+
+
 def _scores(
     w: Workload,
     model: Any,
@@ -227,8 +288,10 @@ def run_case(case: Case) -> dict[str, Any]:
         row["final"] = final if math.isfinite(final) else math.inf
         rows.append(row)
     law = law_predictions(history, cooled_try, plan)
+    lr_aware = lr_aware_law_predictions(history, cooled_try, plan)
     for row in rows:
         row[f"law@{max(TRY_LENGTHS)}"] = law.get(row["lr"], math.inf)
+        row[f"law-lr@{max(TRY_LENGTHS)}"] = lr_aware.get(row["lr"], math.inf)
     return {"case": case.__dict__, "rows": rows}
 
 
@@ -239,6 +302,7 @@ SCORERS = (
         for steps in TRY_LENGTHS
     ),
     f"law@{max(TRY_LENGTHS)}",
+    f"law-lr@{max(TRY_LENGTHS)}",
 )
 
 
@@ -262,7 +326,7 @@ def summarise(results: list[dict[str, Any]], title: str = "all workloads") -> li
             pick = min(range(len(rows)), key=lambda i: scores[i])
             best = min(f for f in finals if math.isfinite(f))
             regrets.append(finals[pick] / best if math.isfinite(finals[pick]) else math.inf)
-            if scorer.startswith(("exp@", "law@")):  # the scorers that predict the final loss itself
+            if scorer.startswith(("exp@", "law")):  # the scorers that predict the final loss itself
                 errors += [
                     abs(r[scorer] / r["final"] - 1) for r in rows if math.isfinite(r[scorer] + r["final"])
                 ]

@@ -102,12 +102,12 @@ LEVERS: dict[str, Lever] = {
     "ramp-tries": _ablation(
         "ramp-30 for the tries only (the exploitation jumps to the chosen LR)",
         {"try_ramp": 0.3},
-        patches={"lrpilot_service.engine.planner.RISE_EXPLOITATION": False},
+        patches={"lrpilot_service.engine.next_stage.RISE_EXPLOITATION": False},
     ),
     "ramp-exploit": _ablation(
         "ramp-30 for the exploitation only (tries jump to their LR)",
         {"try_ramp": 0.3},
-        patches={"lrpilot_service.engine.planner.RISE_TRIES": False},
+        patches={"lrpilot_service.engine.next_stage.RISE_TRIES": False},
     ),
     "early-stop-10": _ablation(
         "a stage stops once BO expects the next try to gain less than 10% of the tries' spread (not 1%)",
@@ -124,6 +124,16 @@ LEVERS: dict[str, Lever] = {
     "incumbent-first": _ablation(
         "a refinement's first try is the LR being trained (not the bracket's centre)",
         patches={"lrpilot_service.engine.stage.INCUMBENT_FIRST": True},
+    ),
+    "halving": _ablation(
+        "successive halving: first-stage tries screened at half length, the best two run again at "
+        "twice the screen (the final choice among them)",
+        patches={"lrpilot_service.engine.halving.HALVING": True},
+    ),
+    "sized-stages": _ablation(
+        "stages sized by how far their search moved the LR: half the stage if it moved 1.5x or "
+        "more (search again sooner), twice if it stayed (search less)",
+        patches={"lrpilot_service.engine.budget.SIZE_BY_MOVE": True},
     ),
     "r2": _ablation("2 tries in later stages instead of 3 (less search)", {"refine_candidates": 2}),
     "exploit-x2": _ablation(

@@ -103,6 +103,25 @@ def resolve(config: TunerConfig) -> Budget:
     )
 
 
+#: Stages sized by how far their search moved the LR (lever ``sized-stages``, off: docs/engine.md).
+SIZE_BY_MOVE = False
+#: A choice this many times above or below the LR the stage started at moved; else it stayed.
+MOVED_FACTOR = 1.5
+
+
+def sized_tau(tau: int, chosen: float, previous: float | None) -> int:
+    """The stage's exploitation length when it is sized by how uncertain the LR still is.
+
+    A search that moved the LR (by ``MOVED_FACTOR`` or more) found the old one wrong, so the next
+    search comes after half the stage; one that kept it confirmed it, so the next comes after
+    twice the stage, and fewer steps go to search. Without ``SIZE_BY_MOVE``: ``tau`` itself.
+    """
+    if not SIZE_BY_MOVE or previous is None or previous <= 0 or chosen <= 0:
+        return tau
+    moved = max(chosen / previous, previous / chosen) >= MOVED_FACTOR
+    return max(1, tau // 2) if moved else 2 * tau
+
+
 def refine_range(config: TunerConfig, best_lr: float) -> tuple[float, float]:
     """The narrowed log range a later stage searches, centred on the last best LR."""
     width = max(REFINE_MIN_FACTOR, (config.lr_max / config.lr_min) ** REFINE_WIDTH_SHARE)

@@ -14,14 +14,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from lrpilot.protocol import Action, Decision, Forecast, TunerConfig, WindowReport
-from lrpilot_service.engine import divergence, health
-from lrpilot_service.engine.budget import MIN_TRY_STEPS, Budget, refine_range, resolve
-from lrpilot_service.engine.cooldown import cooldown_steps
-from lrpilot_service.engine.finish import finish, planning_limit
+from lrpilot_service.engine import divergence, halving, health
+from lrpilot_service.engine.budget import Budget, resolve, sized_tau
+from lrpilot_service.engine.finish import planning_limit
+from lrpilot_service.engine.next_stage import BACKOFF, fallback_lr, plan_next, rise, try_segment
 from lrpilot_service.engine.phases import absorb_probe, begin, note_grads, warmup
 from lrpilot_service.engine.segments import lr_at, set_segment, window_steps
 from lrpilot_service.engine.stage import (
-    begin_search,
     conclude,
     finish_try,
     next_try,
@@ -33,8 +32,6 @@ from lrpilot_service.engine.stage import (
 )
 from lrpilot_service.engine.state import (
     Research,
-    SearchKind,
-    SearchState,
     State,
     copy_state,
     current_decision,
@@ -48,10 +45,6 @@ from lrpilot_service.engine.validation import (
     worst_validation,
 )
 
-#: Divergence, a stall or overfitting in exploitation: restore the stage snapshot, LR divided by this.
-BACKOFF = 4.0
-#: The fewest tries a first stage is cut to when the budget is small.
-MIN_FIRST_TRIES = 3
 #: The range test's first window: its losses set the reference the guard is measured against.
 PROBE_REFERENCE_STEPS = 4
 #: A stage that stalled searches again only if it is among the first this-many stages (None: any).
@@ -78,7 +71,7 @@ def advance(
             raise ReportRejected("a new job has no window to report yet: create it first")
         fresh = new_state(budget.tau)
         started = begin(fresh, config, budget)
-        action, reason = started if started is not None else _plan_next(fresh, config, budget)
+        action, reason = started if started is not None else plan_next(fresh, config, budget)
         return _emit(fresh, config, action, reason)
     if report is None:
         raise ReportRejected("a report is required to advance an existing job")
@@ -156,18 +149,25 @@ def _absorb(
         if tries_used(st) < search["n"]:
             opened, why = next_try(st, config, step)
             if opened is not None:
-                _try_segment(st, config, step, search["try_steps"], opened["lr"])
+                try_segment(st, config, step, search["try_steps"], opened["lr"])
                 return "restore", f"{note}; {why}", forecast
             stopped.append(why)
-        fallback = st["best_lr"] or _fallback_lr(st, config, budget)
+        final = halving.begin_final_round(st, config)
+        if final is not None:
+            opened, why = next_try(st, config, step)
+            assert opened is not None  # a queued finalist always opens
+            try_segment(st, config, step, search["try_steps"], opened["lr"])
+            return "restore", "; ".join([note, *stopped, final, why]), forecast
+        fallback = st["best_lr"] or fallback_lr(st, config, budget)
         _rebase_level(st, health.level_of(search["starts"]))
         lr, keep_going, concluded = conclude(st, config, fallback_lr=fallback)
         reason = "; ".join([*stopped, concluded])
         already = step - started if keep_going else 0
         # the exploitation rises from the LR the model was last trained at: the try's, if it goes on
         trained_at = lr_at(st["segment"], max(started, step - 1)) if keep_going else search.get("from_lr")
-        rise = _rise(config, search, trained_at, exploit=True)
-        set_segment(st, "exploit", step, step + max(1, st["tau"] - already), lr, rise=rise)
+        rising = rise(config, search, trained_at, exploit=True)
+        length = sized_tau(st["tau"], lr, search.get("from_lr"))
+        set_segment(st, "exploit", step, step + max(1, length - already), lr, rise=rising)
         action: Action = "continue" if keep_going else "restore"
         return action, f"{note}; {reason}; exploit {st['segment']['end'] - step} steps", forecast
 
@@ -200,9 +200,9 @@ def _absorb(
             st["research"] = "all" if st["stage"] == 0 else "below"
             if st["research"] == "below" and st["best_lr"] is not None:  # as _back_off marks a failed LR
                 st["best_lr"] = max(config.lr_min, st["best_lr"] / BACKOFF)
-            action, reason = _plan_next(st, config, budget)
+            action, reason = plan_next(st, config, budget)
             return action, f"{stall}{reason}", None
-    action, reason = _plan_next(st, config, budget)
+    action, reason = plan_next(st, config, budget)
     return action, f"{phase} done; {reason}", None
 
 
@@ -285,122 +285,13 @@ def _back_off(
     else:
         end = min(step + st["tau"], limit) if limit is not None else step + st["tau"]
     if end <= step:
-        action, reason = _plan_next(st, config, budget)
+        action, reason = plan_next(st, config, budget)
         return (action if action == "done" else rewind), why + reason
     if st["phase"] == "anneal":
         set_segment(st, "anneal", step, end, lr, config.lr_min, shape=seg["shape"])
         return rewind, why + f"{rewind} and anneal from lr={lr:.3g}"
     set_segment(st, "exploit", step, end, lr)
     return rewind, why + f"{rewind} and exploit at lr={lr:.3g}"
-
-
-def _plan_next(st: State, config: TunerConfig, budget: Budget) -> tuple[Action, str]:
-    """Start the next stage if the budget pays for its search and exploitation; else finish."""
-    step, total = st["next_step"], budget.total_steps
-    if total is not None and step >= total:
-        set_segment(st, "done", step, step, st["segment"]["lr_end"])
-        return "done", f"budget of {total} steps used"
-    k = st["stage"] + 1
-    planned_out = config.search_stages is not None and k >= config.search_stages
-    if k > 0 and planned_out and st["research"] == "no" and total is not None:  # failed: re-search
-        return finish(st, config, budget, _fallback_lr(st, config, budget))
-    tau = budget.tau if k == 0 else budget.next_tau(st["tau"])
-    full = k == 0 or st["best_lr"] is None or st["research"] != "no"  # nothing to refine: search all
-    n = config.candidates if full else budget.refine_candidates
-    limit = planning_limit(budget)
-    if limit is not None:
-        room = limit - step
-        if n * budget.try_steps(tau, config.tau_ratio) + tau > room:
-            if k > 0:
-                return finish(st, config, budget, _fallback_lr(st, config, budget))
-            # A small budget: fewer tries first (search at most half the room), then a shorter
-            # stage; only when even MIN_FIRST_TRIES cannot fit is the LR left unsearched.
-            n = min(n, max(MIN_FIRST_TRIES, room // (2 * MIN_TRY_STEPS)))
-            if room < (n + 1) * MIN_TRY_STEPS:
-                return finish(st, config, budget, _fallback_lr(st, config, budget))
-            tau = _largest_tau(room, n, budget, config.tau_ratio)
-    st["stage"], st["tau"] = k, tau
-    st["ref_loss"] = divergence.reference_level(st["recent_losses"])
-    level = health.level_of(st["recent_losses"])
-    st["stage_level"] = None if level is None else [level[0], level[1]]
-    st["stage_val"] = st["last_val"]
-    st["stage_val_at_snapshot"] = st["stage_val"] is not None
-    best = st["best_lr"]
-    if n == 0 and best is not None:
-        set_segment(st, "exploit", step, step + tau, best)
-        return "snapshot", f"stage {k}: exploit lr={best:.3g} for {tau} steps (no search)"
-    low, high = _search_range(st, config, full)
-    kind: SearchKind = "first" if k == 0 else ("refine" if st["research"] == "no" else st["research"])
-    st["research"] = "no"
-    try_steps = budget.try_steps(tau, config.tau_ratio)
-    from_lr = lr_at(st["segment"], max(st["segment"]["start"], step - 1))  # the snapshot's last LR
-    begin_search(st, low, high, n, tau, try_steps, kind)
-    searching(st)["from_lr"] = from_lr
-    opened, reason = next_try(st, config, step)
-    assert opened is not None  # the first try of a stage is never stopped (nothing scored yet)
-    _try_segment(st, config, step, try_steps, opened["lr"])
-    return (
-        "snapshot",
-        f"stage {k} (tau={tau}, {n} tries of {try_steps} steps in [{low:.3g}, {high:.3g}]): {reason}",
-    )
-
-
-def _try_segment(st: State, config: TunerConfig, start: int, steps: int, lr: float) -> None:
-    """A try: (``try_ramp``) a rise from the snapshot's LR, ``lr`` held, then (``try_cooldown``)
-    annealed linearly toward zero over its last steps."""
-    search = searching(st)
-    cooled = cooldown_steps(steps, config.try_cooldown)
-    set_segment(
-        st,
-        "search",
-        start,
-        start + steps,
-        lr,
-        config.lr_min if cooled else lr,
-        hold=start + steps - cooled,
-        rise=_rise(config, search, search.get("from_lr")),
-    )
-
-
-#: Which segments rise when ``try_ramp`` is set: the tries, the exploitation after them (levers).
-RISE_TRIES, RISE_EXPLOITATION = True, True
-
-
-def _rise(
-    config: TunerConfig, search: SearchState, from_lr: float | None, *, exploit: bool = False
-) -> tuple[int, float] | None:
-    """A try's (and its exploitation's) rise: ``try_ramp`` of a try's steps, from ``from_lr``."""
-    steps = round(config.try_ramp * search["try_steps"])
-    wanted = RISE_EXPLOITATION if exploit else RISE_TRIES
-    return None if from_lr is None or steps <= 0 or not wanted else (steps, from_lr)
-
-
-def _search_range(st: State, config: TunerConfig, full: bool) -> tuple[float, float]:
-    """The first stage's range (the range test's bracket), a re-search's, or a refinement's."""
-    low, high = (st["bracket"][0], st["bracket"][1]) if st["bracket"] else (config.lr_min, config.lr_max)
-    best = st["best_lr"]
-    if not full and best is not None and config.refine == "narrow":
-        return refine_range(config, best)
-    if st["research"] == "below" and best is not None:  # below the LR that failed (already backed off)
-        high = min(high, best * BACKOFF / 2)
-        low = min(low, high / 10)
-    return max(config.lr_min, low), max(min(high, config.lr_max), config.lr_min * 1.01)
-
-
-def _fallback_lr(st: State, config: TunerConfig, budget: Budget) -> float:
-    """The LR a job that never searched holds: warmup's, else the bracket's centre."""
-    if budget.warmup_lr is not None:
-        return budget.warmup_lr
-    low, high = st["bracket"] or [config.lr_min, config.lr_max]
-    return math.sqrt(low * high)
-
-
-def _largest_tau(room: int, n: int, budget: Budget, ratio: float) -> int:
-    """The longest first stage that still fits in ``room`` steps with its search."""
-    tau = max(1, math.floor(room / (1 + n * ratio)))
-    while tau > 1 and n * budget.try_steps(tau, ratio) + tau > room:
-        tau -= 1
-    return tau
 
 
 def _outcome(forecast: Forecast) -> str:

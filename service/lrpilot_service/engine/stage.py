@@ -78,17 +78,21 @@ def next_try(state: State, config: TunerConfig, start: int) -> tuple[TryState | 
     None (and why) when the search should end here: BO expects nothing more from another try.
     """
     search = searching(state)
-    proposal = propose_next(search["xs"], search["ys"], method=config.search, incumbent=_incumbent(state))
-    scored = sum(y is not None for y in search["ys"])
-    if proposal.gain is not None and proposal.gain < EARLY_STOP_GAIN and scored >= MIN_TRIES_BEFORE_STOP:
-        return None, f"search ends after {len(search['xs'])} tries: the next one is expected to gain " + (
-            f"{proposal.gain:.1%} of the tries' spread"
-        )
-    lr = lr_of(proposal.x, search["low"], search["high"])
-    opened: TryState = {"x": proposal.x, "lr": lr, "start": start, "losses": [], "grads": [], "vals": {}}
+    queue = search.get("queue")
+    if queue:  # points already chosen (successive halving's finalists) go first, in order
+        x, why = queue.pop(0), "a finalist, again at full length"
+    else:
+        proposal = propose_next(search["xs"], search["ys"], method=config.search, incumbent=_incumbent(state))
+        scored = sum(y is not None for y in search["ys"])
+        if proposal.gain is not None and proposal.gain < EARLY_STOP_GAIN and scored >= MIN_TRIES_BEFORE_STOP:
+            return None, f"search ends after {len(search['xs'])} tries: the next one is expected to gain " + (
+                f"{proposal.gain:.1%} of the tries' spread"
+            )
+        x, why = proposal.x, f"{proposal.method}: {proposal.reason}"
+    lr = lr_of(x, search["low"], search["high"])
+    opened: TryState = {"x": x, "lr": lr, "start": start, "losses": [], "grads": [], "vals": {}}
     search["try"] = opened
-    reason = f"try {len(search['xs']) + 1}/{search['n']} lr={lr:.3g} ({proposal.method}: {proposal.reason})"
-    return opened, reason
+    return opened, f"try {len(search['xs']) + 1}/{search['n']} lr={lr:.3g} ({why})"
 
 
 #: A refinement tries the LR being trained first (lever ``incumbent-first``).
@@ -188,7 +192,7 @@ def _score_try(
     return fitted
 
 
-def _stage_level(state: State, config: TunerConfig) -> tuple[float, float] | None:
+def stage_level(state: State, config: TunerConfig) -> tuple[float, float] | None:
     """Where the stage started, in the units its tries are scored in (training or validation loss).
 
     Training loss: the losses just before the stage, else (a first stage with no history) the
@@ -266,6 +270,14 @@ def _practical_tie(level: tuple[float, float] | None, learned: Sequence[float | 
     return max(TIE_PROGRESS_SHARE * max(0.0, top - best), TIE_LOSS_SHARE * abs(best))
 
 
+def learned_scores(search: SearchState, level: tuple[float, float] | None) -> list[float | None]:
+    """The tries' scores, None for a try that diverged or made no significant progress on ``level``."""
+    return [
+        None if y is None or health.no_progress(y, sd, level) else y
+        for y, sd in zip(search["ys"], search["sds"], strict=True)
+    ]
+
+
 def conclude(state: State, config: TunerConfig, fallback_lr: float) -> tuple[float, bool, str]:
     """Pick the stage's LR by the GP posterior mean; say whether the last try can simply go on.
 
@@ -278,13 +290,10 @@ def conclude(state: State, config: TunerConfig, fallback_lr: float) -> tuple[flo
     if not search["xs"]:
         lr, keep_going, why = fallback_lr, False, "no try could be scored: keeping the last LR"
     else:
-        stage_level = _stage_level(state, config)
-        learned = [
-            None if y is None or health.no_progress(y, sd, stage_level) else y
-            for y, sd in zip(search["ys"], search["sds"], strict=True)
-        ]
+        level = stage_level(state, config)
+        learned = learned_scores(search, level)
         if any(y is not None for y in learned):  # tries that learned nothing are failures, not ties
-            tie = _practical_tie(stage_level, learned)
+            tie = _practical_tie(level, learned)
             choice = choose_best(search["xs"], learned, sds=search["sds"], tolerance=tie)
             stalled = sum(y is None for y in learned) - sum(y is None for y in search["ys"])
             why = choice.reason + (f"; {stalled} tries that made no progress excluded" if stalled else "")

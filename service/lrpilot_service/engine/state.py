@@ -76,6 +76,8 @@ SearchState = TypedDict(
         "kind": SearchKind,
         "voided": int,
         "from_lr": NotRequired[float],  # the LR the snapshot was trained at: where tries rise from
+        "full_steps": NotRequired[int],  # successive halving: the finalists' length (tries screen shorter)
+        "queue": NotRequired[list[float]],  # points to try next, in order (halving's finalists)
         "try": TryState | None,
     },
 )

@@ -135,6 +135,10 @@ LEVERS: dict[str, Lever] = {
         "more (search again sooner), twice if it stayed (search less)",
         patches={"lrpilot_service.engine.budget.SIZE_BY_MOVE": True},
     ),
+    "shrink": _ablation(
+        "a refinement moves the LR halfway (in log-LR) from the LR it refines to its winner",
+        patches={"lrpilot_service.engine.stage.SHRINK": 0.5},
+    ),
     "r2": _ablation("2 tries in later stages instead of 3 (less search)", {"refine_candidates": 2}),
     "exploit-x2": _ablation(
         "diagnostic: exploit at twice the stage's chosen LR (how much an LR-choice bias costs)",

@@ -67,3 +67,11 @@ def test_scores_within_half_a_percent_tie_even_when_the_stage_made_little_progre
     # progress share alone (10% of 0.025) ties nothing; 0.5% of 2.425 ties all three.
     lr = _concluded([0.5, 0.2, 0.8], [2.425, 2.440, 2.430], level=2.45)
     assert lr == pytest.approx(1e-4 * 1e4**0.8)
+
+
+def test_a_shrunk_refinement_moves_halfway_from_the_lr_it_refines(monkeypatch: pytest.MonkeyPatch) -> None:
+
+    assert stage._shrunk(4e-3, 1e-3) == 4e-3  # off by default
+    monkeypatch.setattr(stage, "SHRINK", 0.5)
+    assert stage._shrunk(4e-3, 1e-3) == pytest.approx(2e-3)
+    assert stage._shrunk(4e-3, None) == 4e-3  # nothing to move from

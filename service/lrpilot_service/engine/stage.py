@@ -270,6 +270,18 @@ def _practical_tie(level: tuple[float, float] | None, learned: Sequence[float | 
     return max(TIE_PROGRESS_SHARE * max(0.0, top - best), TIE_LOSS_SHARE * abs(best))
 
 
+#: A refinement moves the LR only this share of the way (in log-LR) from the LR it refines to its
+#: winner (lever ``shrink``, off: 1.0 goes all the way). A stage's pick is noisy; halfway between
+#: two picks has half the variance of the last one.
+SHRINK = 1.0
+
+
+def _shrunk(chosen: float, previous: float | None) -> float:
+    if SHRINK >= 1.0 or previous is None or previous <= 0:
+        return chosen
+    return math.exp(math.log(previous) + SHRINK * (math.log(chosen) - math.log(previous)))
+
+
 def learned_scores(search: SearchState, level: tuple[float, float] | None) -> list[float | None]:
     """The tries' scores, None for a try that diverged or made no significant progress on ``level``."""
     return [
@@ -301,9 +313,12 @@ def conclude(state: State, config: TunerConfig, fallback_lr: float) -> tuple[flo
             choice = _uninformative(search, state["best_lr"])
             state["research"] = "all"
             why = choice.reason + "; the next stage searches the whole range again"
-        lr = lr_of(choice.x, search["low"], search["high"])
+        chosen = lr_of(choice.x, search["low"], search["high"])
+        lr = _shrunk(chosen, state["best_lr"] if search["kind"] == "refine" else None)
+        if lr != chosen:
+            why += f"; moved {SHRINK:.0%} of the way from lr={state['best_lr']:.3g} to lr={chosen:.3g}"
         last = search["try"]
-        keep_going = last is not None and last["x"] == choice.x and learned[-1] is not None
+        keep_going = last is not None and last["x"] == choice.x and learned[-1] is not None and lr == chosen
     summary["chosen_lr"] = lr
     summary["reason"] = why
     state["best_lr"] = lr

@@ -139,6 +139,34 @@ LEVERS: dict[str, Lever] = {
         "a refinement moves the LR halfway (in log-LR) from the LR it refines to its winner",
         patches={"lrpilot_service.engine.stage.SHRINK": 0.5},
     ),
+    "refine-3x": _ablation(
+        "later stages search x/÷3 around the last LR (the whole bracket by default)",
+        {"refine": "narrow"},
+        patches={"lrpilot_service.engine.budget.REFINE_WIDTH_SHARE": 1 / 12},
+    ),
+    "refine-5x": _ablation(
+        "later stages search x/÷5.6 around the last LR: tries at the LR, 2.4x below and above",
+        {"refine": "narrow"},
+        patches={"lrpilot_service.engine.budget.REFINE_WIDTH_SHARE": 1 / 8},
+    ),
+    "refine-10x": _ablation(
+        "later stages search x/÷10 around the last LR",
+        {"refine": "narrow"},
+        patches={"lrpilot_service.engine.budget.REFINE_WIDTH_SHARE": 1 / 6},
+    ),
+    "overfit-2": _ablation(
+        "an exploitation is overfitting only after two windows in a row above the stage's "
+        "validation level (one spike at a large LR is not a trend)",
+        patches={"lrpilot_service.engine.validation.OVERFIT_WINDOWS": 2},
+    ),
+    "no-overfit": _ablation(
+        "no overfitting check in the exploitation",
+        patches={"lrpilot_service.engine.validation.OVERFIT_WINDOWS": 10**9},
+    ),
+    "warmup-5": _ablation(
+        "warmup over 5% of the budget (the tuned baselines' share) instead of 3%",
+        patches={"lrpilot_service.engine.budget.WARMUP_SHARE": 0.05},
+    ),
     "r2": _ablation("2 tries in later stages instead of 3 (less search)", {"refine_candidates": 2}),
     "exploit-x2": _ablation(
         "diagnostic: exploit at twice the stage's chosen LR (how much an LR-choice bias costs)",

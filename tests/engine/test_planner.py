@@ -283,6 +283,26 @@ def test_validation_loss_rising_in_a_stage_rewinds_it_at_a_quarter_lr() -> None:
     assert decision.lr == pytest.approx(max(config.lr_min, chosen / 4))
 
 
+def test_with_two_windows_required_one_spike_does_not_rewind_two_in_a_row_do(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from lrpilot_service.engine import validation
+
+    monkeypatch.setattr(validation, "OVERFIT_WINDOWS", 2)
+    config = classic(total_steps=4000, candidates=3, objective="val", window_max=50)
+    state, decision = exploit_with_val(config)
+    actions = []
+    for val in (1.0, 1.2, 1.0, 1.2, 1.25):  # reference, spike, recovery, then a sustained rise
+        last = decision.start_step + decision.steps - 1
+        report = WindowReport(
+            start_step=decision.start_step, losses=[0.5] * decision.steps, val_losses={last: val}
+        )
+        state, decision = advance(config, state, report)
+        actions.append(decision.action)
+    assert "restore" not in actions[:4]
+    assert actions[4] == "restore" and "overfitting" in decision.reason
+
+
 def test_train_objective_ignores_validation_losses() -> None:
     config = classic(total_steps=2000, candidates=3, window_max=50)
     state, decision = advance(config, None, None)

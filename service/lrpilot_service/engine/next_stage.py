@@ -56,6 +56,7 @@ def plan_next(st: State, config: TunerConfig, budget: Budget) -> tuple[Action, s
     st["stage_level"] = None if level is None else [level[0], level[1]]
     st["stage_val"] = st["last_val"]
     st["stage_val_at_snapshot"] = st["stage_val"] is not None
+    st["overfit_windows"] = 0
     best = st["best_lr"]
     if n == 0 and best is not None:
         set_segment(st, "exploit", step, step + tau, best)

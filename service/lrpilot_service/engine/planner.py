@@ -40,7 +40,7 @@ from lrpilot_service.engine.state import (
 from lrpilot_service.engine.validation import (
     eval_steps,
     last_validation,
-    overfitting,
+    overfit_verdict,
     window_cap,
     worst_validation,
 )
@@ -255,7 +255,7 @@ def _note_validation(st: State, report: WindowReport) -> str | None:
     if reference is None:  # the stage's first measurement is its reference
         st["stage_val"] = value
         return None
-    return overfitting(reference, worst)
+    return overfit_verdict(st, reference, worst)
 
 
 def _back_off(
@@ -273,6 +273,7 @@ def _back_off(
     if research != "no":
         st["research"] = research
     rewind: Action = "restore" if st["stage"] >= 0 else "continue"
+    st["overfit_windows"] = 0
     if rewind == "restore":
         # The model goes back to the snapshot: what the failed stretch showed is not its history
         # (a dead network's vanishing gradients would make every healthy gradient an "explosion").

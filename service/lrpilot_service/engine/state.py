@@ -145,6 +145,7 @@ class State(TypedDict):
     initial_level: float | None  # the untrained model's loss (the range test's first losses)
     research: Research  # the last stage failed: the next one searches its whole range again
     stage_level: list[float] | None  # [mean, sd] of the losses just before the stage began
+    overfit_windows: NotRequired[int]  # exploit windows in a row above the stage's validation level
 
 
 def new_state(tau: int) -> State:

@@ -163,6 +163,22 @@ LEVERS: dict[str, Lever] = {
         "no overfitting check in the exploitation",
         patches={"lrpilot_service.engine.validation.OVERFIT_WINDOWS": 10**9},
     ),
+    "refine-3x-overfit-2": _ablation(
+        "refine-3x and overfit-2 together",
+        {"refine": "narrow"},
+        patches={
+            "lrpilot_service.engine.budget.REFINE_WIDTH_SHARE": 1 / 12,
+            "lrpilot_service.engine.validation.OVERFIT_WINDOWS": 2,
+        },
+    ),
+    "refine-10x-overfit-2": _ablation(
+        "refine-10x and overfit-2 together",
+        {"refine": "narrow"},
+        patches={
+            "lrpilot_service.engine.budget.REFINE_WIDTH_SHARE": 1 / 6,
+            "lrpilot_service.engine.validation.OVERFIT_WINDOWS": 2,
+        },
+    ),
     "warmup-5": _ablation(
         "warmup over 5% of the budget (the tuned baselines' share) instead of 3%",
         patches={"lrpilot_service.engine.budget.WARMUP_SHARE": 0.05},

@@ -33,3 +33,8 @@ def test_new_state_has_every_key_and_copies_refuse_other_versions() -> None:
     assert set(new_state(100)) == set(State.__annotations__)
     with pytest.raises(StateVersionError, match="not supported"):
         copy_state({**new_state(100), "version": STATE_VERSION + 1})
+
+
+def test_a_state_written_before_the_overfit_count_loads_with_none_counted() -> None:
+    older = {k: v for k, v in new_state(100).items() if k != "overfit_windows"}
+    assert copy_state(older)["overfit_windows"] == 0

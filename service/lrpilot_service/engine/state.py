@@ -145,7 +145,7 @@ class State(TypedDict):
     initial_level: float | None  # the untrained model's loss (the range test's first losses)
     research: Research  # the last stage failed: the next one searches its whole range again
     stage_level: list[float] | None  # [mean, sd] of the losses just before the stage began
-    overfit_windows: NotRequired[int]  # exploit windows in a row above the stage's validation level
+    overfit_windows: int  # exploit windows in a row above the stage's validation level
 
 
 def new_state(tau: int) -> State:
@@ -181,6 +181,7 @@ def new_state(tau: int) -> State:
         "initial_level": None,
         "research": "no",
         "stage_level": None,
+        "overfit_windows": 0,
     }
 
 
@@ -212,6 +213,7 @@ def copy_state(state: Mapping[str, Any]) -> State:
     copied: dict[str, Any] = json.loads(json.dumps(state, allow_nan=False))
     if version == 1:
         copied = _upgrade_v1(copied)
+    copied.setdefault("overfit_windows", 0)  # a version-2 state from before the count: none counted
     return cast(State, copied)
 
 

@@ -67,7 +67,7 @@ def worst_validation(report: WindowReport) -> float | None:
 def overfit_verdict(st: State, reference: float, value: float) -> str | None:
     """Count windows above the reference in a row; why the stage overfits once OVERFIT_WINDOWS did."""
     why = overfitting(reference, value)
-    strikes = 0 if why is None else st.get("overfit_windows", 0) + 1
+    strikes = 0 if why is None else st["overfit_windows"] + 1
     st["overfit_windows"] = strikes
     return why if strikes >= OVERFIT_WINDOWS else None
 

@@ -213,12 +213,13 @@ def lever_table(
     analyses = {w: analyse(results, w, seeds, quick=False) for w in workloads}
     head = " | ".join(workloads)
     lines = [
-        f"| lever | IQM ratio to tuned cosine | worst workload | collapses | search share | {head} |",
-        "|---" * (5 + len(workloads)) + "|",
+        f"| lever | IQM ratio to tuned cosine | worst workload | worst run | collapses | search share | {head} |",
+        "|---" * (6 + len(workloads)) + "|",
     ]
     for name in names:
         ratios: dict[str, list[float]] = {}
         shares, collapses, runs = [], 0, 0
+        worst_run = (-math.inf, "-")
         for w in workloads:
             wa = analyses[w]
             budget = WORKLOADS[w].budget(quick=False)
@@ -229,15 +230,16 @@ def lever_table(
                 runs += 1
                 collapses += collapsed(run)
                 shares.append(run.get("search_share") or 0.0)
-                ratios.setdefault(w, []).append(
-                    score(run.get("final_val_loss"), run.get("initial_val_loss")) / ref
-                )
+                ratio = score(run.get("final_val_loss"), run.get("initial_val_loss")) / ref
+                ratios.setdefault(w, []).append(ratio)
+                worst_run = max(worst_run, (ratio, f"{w} s{seed}"))
         pooled = [x for values in ratios.values() for x in values]
         per = {w: iqm(v) for w, v in ratios.items()}
         worst = max(per, key=lambda w: per[w]) if per else "-"
         cells = " | ".join(f"{per[w]:.3f}" if w in per else "-" for w in workloads)
         lines.append(
-            f"| {name} | {iqm(pooled):.3f} | {worst} {per.get(worst, math.nan):.3f} | {collapses}/{runs} | "
+            f"| {name} | {iqm(pooled):.3f} | {worst} {per.get(worst, math.nan):.3f} | "
+            f"{worst_run[1]} {worst_run[0]:.2f} | {collapses}/{runs} | "
             f"{iqm(shares) if shares else math.nan:.2f} | {cells} |"
         )
     return lines

@@ -179,6 +179,11 @@ LEVERS: dict[str, Lever] = {
             "lrpilot_service.engine.validation.OVERFIT_WINDOWS": 2,
         },
     ),
+    "ramp-jumps": _ablation(
+        "ramp-30, but only tries (and their exploitation) at 4x the snapshot's LR or more rise",
+        {"try_ramp": 0.3},
+        patches={"lrpilot_service.engine.next_stage.RISE_MIN_JUMP": 4.0},
+    ),
     "warmup-5": _ablation(
         "warmup over 5% of the budget (the tuned baselines' share) instead of 3%",
         patches={"lrpilot_service.engine.budget.WARMUP_SHARE": 0.05},

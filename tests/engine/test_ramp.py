@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 
 from lrpilot.protocol import Decision, TunerConfig, WindowReport
 from lrpilot_service.engine import advance
-from lrpilot_service.engine.state import State
+from lrpilot_service.engine.state import SearchState, State
 
 WARMUP_LR = 1e-3
 CONFIG = TunerConfig(
@@ -72,3 +74,13 @@ def test_the_exploitation_rises_from_the_cooled_lr_when_the_last_try_goes_on() -
 def test_no_ramp_keeps_the_jump() -> None:
     state, d = _first_try(CONFIG.model_copy(update={"try_ramp": 0.0}))
     assert d.lr == d.lr_end and d.steps == round(CONFIG.tau_ratio * state["tau"]) - round(0.3 * 20)
+
+
+def test_with_a_minimum_jump_only_a_jump_up_rises(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lrpilot_service.engine import next_stage
+
+    monkeypatch.setattr(next_stage, "RISE_MIN_JUMP", 4.0)
+    search = cast(SearchState, {"try_steps": 20})
+    assert next_stage.rise(CONFIG, search, 1e-3, 8e-3) == (6, 1e-3)
+    assert next_stage.rise(CONFIG, search, 1e-3, 2e-3) is None  # less than 4x: it jumps
+    assert next_stage.rise(CONFIG, search, 1e-3, 1e-4) is None  # a step down never rises

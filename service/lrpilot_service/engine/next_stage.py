@@ -93,21 +93,31 @@ def try_segment(st: State, config: TunerConfig, start: int, steps: int, lr: floa
         lr,
         config.lr_min if cooled else lr,
         hold=start + steps - cooled,
-        rise=rise(config, search, search.get("from_lr")),
+        rise=rise(config, search, search.get("from_lr"), lr),
     )
 
 
 #: Which segments rise when ``try_ramp`` is set: the tries, the exploitation after them (levers).
 RISE_TRIES, RISE_EXPLOITATION = True, True
+#: ... and only when their LR is at least this many times the snapshot's (lever ``ramp-jumps``):
+#: a jump up spikes an SGD-momentum or adaptive optimiser; a step down does not.
+RISE_MIN_JUMP = 0.0
 
 
 def rise(
-    config: TunerConfig, search: SearchState, from_lr: float | None, *, exploit: bool = False
+    config: TunerConfig,
+    search: SearchState,
+    from_lr: float | None,
+    to_lr: float,
+    *,
+    exploit: bool = False,
 ) -> tuple[int, float] | None:
     """A try's (and its exploitation's) rise: ``try_ramp`` of a try's steps, from ``from_lr``."""
     steps = round(config.try_ramp * search["try_steps"])
     wanted = RISE_EXPLOITATION if exploit else RISE_TRIES
-    return None if from_lr is None or steps <= 0 or not wanted else (steps, from_lr)
+    if from_lr is None or steps <= 0 or not wanted or to_lr < RISE_MIN_JUMP * from_lr:
+        return None
+    return steps, from_lr
 
 
 def _search_range(st: State, config: TunerConfig, full: bool) -> tuple[float, float]:

@@ -165,7 +165,7 @@ def _absorb(
         already = step - started if keep_going else 0
         # the exploitation rises from the LR the model was last trained at: the try's, if it goes on
         trained_at = lr_at(st["segment"], max(started, step - 1)) if keep_going else search.get("from_lr")
-        rising = rise(config, search, trained_at, exploit=True)
+        rising = rise(config, search, trained_at, lr, exploit=True)
         length = sized_tau(st["tau"], lr, search.get("from_lr"))
         set_segment(st, "exploit", step, step + max(1, length - already), lr, rise=rising)
         action: Action = "continue" if keep_going else "restore"

@@ -154,30 +154,13 @@ LEVERS: dict[str, Lever] = {
         {"refine": "narrow"},
         patches={"lrpilot_service.engine.budget.REFINE_WIDTH_SHARE": 1 / 6},
     ),
-    "overfit-2": _ablation(
-        "an exploitation is overfitting only after two windows in a row above the stage's "
-        "validation level (one spike at a large LR is not a trend)",
-        patches={"lrpilot_service.engine.validation.OVERFIT_WINDOWS": 2},
+    "overfit-1": _ablation(
+        "one exploit window above the stage's validation level is overfitting (two in a row by default)",
+        patches={"lrpilot_service.engine.validation.OVERFIT_WINDOWS": 1},
     ),
     "no-overfit": _ablation(
         "no overfitting check in the exploitation",
         patches={"lrpilot_service.engine.validation.OVERFIT_WINDOWS": 10**9},
-    ),
-    "refine-3x-overfit-2": _ablation(
-        "refine-3x and overfit-2 together",
-        {"refine": "narrow"},
-        patches={
-            "lrpilot_service.engine.budget.REFINE_WIDTH_SHARE": 1 / 12,
-            "lrpilot_service.engine.validation.OVERFIT_WINDOWS": 2,
-        },
-    ),
-    "refine-10x-overfit-2": _ablation(
-        "refine-10x and overfit-2 together",
-        {"refine": "narrow"},
-        patches={
-            "lrpilot_service.engine.budget.REFINE_WIDTH_SHARE": 1 / 6,
-            "lrpilot_service.engine.validation.OVERFIT_WINDOWS": 2,
-        },
     ),
     "ramp-jumps": _ablation(
         "ramp-30, but only tries (and their exploitation) at 4x the snapshot's LR or more rise",
@@ -218,7 +201,8 @@ def lever_table(
     analyses = {w: analyse(results, w, seeds, quick=False) for w in workloads}
     head = " | ".join(workloads)
     lines = [
-        f"| lever | IQM ratio to tuned cosine | worst workload | worst run | collapses | search share | {head} |",
+        "| lever | IQM ratio to tuned cosine | worst workload | worst run | collapses | search share | "
+        f"{head} |",
         "|---" * (6 + len(workloads)) + "|",
     ]
     for name in names:

@@ -167,6 +167,10 @@ LEVERS: dict[str, Lever] = {
         {"try_ramp": 0.3},
         patches={"lrpilot_service.engine.next_stage.RISE_MIN_JUMP": 4.0},
     ),
+    "tie-half": _ablation(
+        "the tie rule moves halfway (log-LR) from the lowest GP mean to the largest tied try",
+        patches={"lrpilot_service.engine.search.TIE_TOWARD": 0.5},
+    ),
     "warmup-5": _ablation(
         "warmup over 5% of the budget (the tuned baselines' share) instead of 3%",
         patches={"lrpilot_service.engine.budget.WARMUP_SHARE": 0.05},

@@ -212,6 +212,14 @@ def test_statistically_tied_tries_choose_the_largest_lr() -> None:
     assert c.x == 0.6 and "largest LR" in c.reason
 
 
+def test_the_tie_rule_can_stop_halfway_to_the_largest_tied_lr(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(search, "TIE_TOWARD", 0.5)  # lever tie-half
+    xs = [0.2, 0.4, 0.6, 0.8, 0.5]
+    ys: list[float | None] = [0.50, 0.300, 0.302, 0.90, 0.31]
+    c = choose_best(xs, ys, sds=[0.01] * 5)
+    assert c.x == pytest.approx(0.5) and "of the way" in c.reason
+
+
 def test_a_clear_winner_is_not_overridden_by_the_tie_rule() -> None:
     xs = [0.2, 0.4, 0.6, 0.8, 0.5]
     ys: list[float | None] = [0.50, 0.300, 0.40, 0.90, 0.35]

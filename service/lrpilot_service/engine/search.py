@@ -39,6 +39,9 @@ INCUMBENT_CLEARANCE = 0.15
 MIN_POINTS_FOR_GP = 3
 # With fewer points the tie rule applies to the observed values themselves (else the lowest wins).
 TIE_FEW_POINTS = False
+# The tie rule moves this share of the way (in log-LR) from the lowest mean to the largest tied try
+# (lever ``tie-half``: 0.5; 1.0 takes the largest tied try itself).
+TIE_TOWARD = 1.0
 
 
 @dataclass(frozen=True)
@@ -269,6 +272,11 @@ def choose_best(
     t = max(ties, key=lambda k: cx[ok[k]]) if prefer_large else j
     if t == j:
         return Choice(cx[ok[j]], float(means[j]), "lowest GP posterior mean")
+    if TIE_TOWARD < 1.0:
+        x = round(cx[ok[j]] + TIE_TOWARD * (cx[ok[t]] - cx[ok[j]]), 6)
+        return Choice(
+            x, float(means[j]), f"{TIE_TOWARD:.0%} of the way to the largest tied LR ({len(ties)} tied)"
+        )
     return Choice(
         cx[ok[t]],
         float(means[t]),

@@ -88,6 +88,11 @@ def _areas(lrs: Any) -> tuple[Any, Any]:
     return s1, np.asarray(out)
 
 
+def _complete(lrs: Any, losses: Any) -> bool:
+    """Did a try report a finite loss for every LR it was given (the laws fit only such tries)?"""
+    return len(losses) == len(lrs) and all(math.isfinite(v) for v in losses)
+
+
 def law_predictions(history: Any, tries: dict[float, Any], plan: Any) -> dict[float, float]:
     """Tissue et al.'s LR-annealing law fitted on the branch's history and every try, then evaluated
     at the end of each candidate's plan: L = L0 + A * S1^-alpha - C * S2 (see docs/references.md).
@@ -103,7 +108,7 @@ def law_predictions(history: Any, tries: dict[float, Any], plan: Any) -> dict[fl
     s1, s2 = _areas(h_lrs)
     rows += list(zip(s1, s2, h_losses, strict=True))
     for t_lrs, t_losses in tries.values():
-        if len(t_losses) < len(t_lrs) or not np.all(np.isfinite(t_losses)):
+        if not _complete(t_lrs, t_losses):
             continue
         ts1, ts2 = _areas(np.concatenate([h_lrs, t_lrs]))
         n = len(t_lrs)
@@ -124,7 +129,7 @@ def law_predictions(history: Any, tries: dict[float, Any], plan: Any) -> dict[fl
     l0, log_a, alpha, c = fit.x
     out = {}
     for lr, (t_lrs, t_losses) in tries.items():
-        if len(t_losses) < len(t_lrs) or not np.all(np.isfinite(t_losses)):
+        if not _complete(t_lrs, t_losses):
             out[lr] = math.inf
             continue
         s1, s2 = _areas(np.concatenate([h_lrs, plan(lr)]))
@@ -165,7 +170,7 @@ def lr_aware_law_predictions(history: Any, tries: dict[float, Any], plan: Any) -
     h_lrs, h_losses = (np.asarray(x, dtype=np.float64) for x in history)
     series = [(h_lrs, h_losses, len(h_lrs))]
     for t_lrs, t_losses in tries.values():
-        if len(t_losses) == len(t_lrs) and np.all(np.isfinite(t_losses)):
+        if _complete(t_lrs, t_losses):
             series.append((np.concatenate([h_lrs, t_lrs]), np.asarray(t_losses), len(t_lrs)))
     observed = np.concatenate([losses for _, losses, _ in series])
     keep = np.isfinite(observed)
@@ -188,8 +193,8 @@ def lr_aware_law_predictions(history: Any, tries: dict[float, Any], plan: Any) -
     )
     out = {}
     for lr, (t_lrs, t_losses) in tries.items():
-        finite = len(t_losses) == len(t_lrs) and bool(np.all(np.isfinite(t_losses)))
-        out[lr] = float(predict(fit.x, np.concatenate([h_lrs, plan(lr)]))[-1]) if finite else math.inf
+        complete = _complete(t_lrs, t_losses)
+        out[lr] = float(predict(fit.x, np.concatenate([h_lrs, plan(lr)]))[-1]) if complete else math.inf
     return out
 
 

@@ -26,6 +26,9 @@ import numpy as np
 TOP_FACTOR = 2.0
 #: The bracket spans this many decades below its top.
 DECADES = 3.0
+#: The first stage searches only the top this many decades of an informative bracket, and the
+#: warmup ends at that range's centre (None: all of it). Later stages search the whole bracket.
+FIRST_DECADES: float | None = None
 #: Past the minimum, the loss climbing back this share of the way to its starting level is the edge.
 EDGE_SHARE = 0.5
 #: A drop smaller than this share of the starting level, or than a few noise sds, is no signal.
@@ -41,6 +44,12 @@ class Bracket:
     high: float
     informative: bool  # False: the test saw no learning; the bracket is the whole range
     reason: str
+    first_low: float = 0.0  # the bottom of the first stage's range (``FIRST_DECADES``); 0: ``low``
+
+    @property
+    def first_stage(self) -> tuple[float, float]:
+        """The range the first stage searches: the top of the bracket, or all of it."""
+        return max(self.low, self.first_low), self.high
 
 
 def probe_lr(index: int, steps: int, lr_min: float, lr_max: float) -> float:
@@ -94,4 +103,5 @@ def bracket(
         why += f", edge at lr {lr_edge:.3g}"
     high = min(max(high, lr_min * 10), lr_max)
     low = max(lr_min, high / 10**DECADES)
-    return Bracket(low, high, True, why)
+    first_low = low if FIRST_DECADES is None else high / 10**FIRST_DECADES
+    return Bracket(low, high, True, why, first_low)

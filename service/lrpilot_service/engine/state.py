@@ -141,7 +141,8 @@ class State(TypedDict):
     stage_val: float | None
     stage_val_at_snapshot: bool
     probe: ProbeState | None
-    bracket: list[float] | None  # [low, high] the first stage searches, from the range test
+    bracket: list[float] | None  # [low, high] the stages search, from the range test
+    first_range: list[float] | None  # [low, high] the first stage searches (the bracket's top)
     initial_level: float | None  # the untrained model's loss (the range test's first losses)
     research: Research  # the last stage failed: the next one searches its whole range again
     stage_level: list[float] | None  # [mean, sd] of the losses just before the stage began
@@ -178,6 +179,7 @@ def new_state(tau: int) -> State:
         "stage_val_at_snapshot": False,
         "probe": None,
         "bracket": None,
+        "first_range": None,
         "initial_level": None,
         "research": "no",
         "stage_level": None,
@@ -214,6 +216,7 @@ def copy_state(state: Mapping[str, Any]) -> State:
     if version == 1:
         copied = _upgrade_v1(copied)
     copied.setdefault("overfit_windows", 0)  # a version-2 state from before the count: none counted
+    copied.setdefault("first_range", None)  # ... from before the first stage's own range: the bracket
     return cast(State, copied)
 
 

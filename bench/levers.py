@@ -179,23 +179,22 @@ LEVERS: dict[str, Lever] = {
         "the warmup ends two thirds of the way up the range test's bracket (log scale), not at its centre",
         patches={"lrpilot_service.engine.phases.WARMUP_POINT": 2 / 3},
     ),
-    "bracket-2": _ablation(
-        "the range test's bracket spans 2 decades below its top, not 3",
-        patches={"lrpilot_service.engine.probe.DECADES": 2.0},
-    ),
     "bracket-2.5": _ablation(
         "the range test's bracket spans 2.5 decades below its top, not 3",
         patches={"lrpilot_service.engine.probe.DECADES": 2.5},
     ),
-    "first-2": _ablation(
-        "the first stage (and the warmup, at its centre) searches the top 2 decades of the range "
-        "test's bracket; later stages the whole bracket (3 decades)",
-        patches={"lrpilot_service.engine.probe.FIRST_DECADES": 2.0},
+    "bracket-3": _ablation(
+        "the range test's bracket spans 3 decades below its top (2 by default)",
+        patches={"lrpilot_service.engine.probe.DECADES": 3.0},
     ),
-    "own-range-bracket-2": _ablation(
-        "own-range and bracket-2 together (the wide range's cost under bracket-2)",
-        lr_range="own",
-        patches={"lrpilot_service.engine.probe.DECADES": 2.0},
+    "no-widen": _ablation(
+        "a search in which no try made progress leaves the bracket as it is (by default its bottom "
+        "drops a decade)",
+        patches={"lrpilot_service.engine.stage.WIDEN_DECADES": 0.0},
+    ),
+    "no-spikes": _ablation(
+        "every finite loss past the guard is a divergence (by default a lone spike passes)",
+        patches={"lrpilot_service.engine.divergence.SPIKE_GAP": 0},
     ),
     "r2": _ablation("2 tries in later stages instead of 3 (less search)", {"refine_candidates": 2}),
     "exploit-x2": _ablation(

@@ -8,7 +8,7 @@ import pytest
 
 from lrpilot.protocol import Decision, TunerConfig, WindowReport
 from lrpilot_service.engine import advance
-from lrpilot_service.engine.probe import probe_lr
+from lrpilot_service.engine.probe import DECADES, probe_lr
 from lrpilot_service.engine.state import State
 
 CONFIG = TunerConfig(total_steps=2000, seed=3)  # range test: 60 steps; warmup: 60 steps
@@ -57,7 +57,7 @@ def test_after_the_test_the_initial_weights_are_restored_and_warmed_up_to_the_br
     assert (warm.phase, warm.action, warm.stage) == ("warmup", "restore", -1)
     assert state["bracket"] is not None
     low, high = state["bracket"]
-    assert 5e-3 < high < 0.3 and low == pytest.approx(high / 1000)
+    assert 5e-3 < high < 0.3 and low == pytest.approx(high / 10**DECADES)
     assert warm.lr_at(warm.start_step + warm.steps - 1) == pytest.approx(math.sqrt(low * high))
     assert state["recent_losses"] == []  # the sweep's losses say nothing about the warmed-up model
 

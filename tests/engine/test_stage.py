@@ -75,3 +75,29 @@ def test_a_shrunk_refinement_moves_halfway_from_the_lr_it_refines(monkeypatch: p
     monkeypatch.setattr(stage, "SHRINK", 0.5)
     assert stage._shrunk(4e-3, 1e-3) == pytest.approx(2e-3)
     assert stage._shrunk(4e-3, None) == 4e-3  # nothing to move from
+
+
+def _concluded_flat(bracket: list[float], lr_min: float = 1e-6) -> tuple[State, str]:
+    """A stage whose every try ended where the stage began: nothing learned anywhere in the bracket."""
+    state = _state_with_tries([0.5, 0.2, 0.8], [2.0, 2.0, 2.0])
+    stage.searching(state)["sds"] = [0.0] * 3
+    state.update(
+        {"stage_level": [2.0, 0.0], "best_lr": None, "bracket": list(bracket), "research": "no"}  # type: ignore[typeddict-item]
+    )
+    _, _, why = stage.conclude(state, TunerConfig(total_steps=1000, lr_min=lr_min), fallback_lr=1e-3)
+    return state, why
+
+
+def test_a_stage_in_which_no_try_learned_widens_the_bracket_a_decade_down() -> None:
+    state, why = _concluded_flat([1e-3, 0.1])
+    assert state["research"] == "all"
+    assert state["bracket"] == [pytest.approx(1e-4), 0.1]
+    assert "widened down to lr=0.0001" in why
+
+
+def test_widening_stops_at_lr_min_and_can_be_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    state, _ = _concluded_flat([3e-6, 0.1], lr_min=1e-6)
+    assert state["bracket"] == [1e-6, 0.1]
+    monkeypatch.setattr(stage, "WIDEN_DECADES", 0.0)
+    state, why = _concluded_flat([1e-3, 0.1])
+    assert state["bracket"] == [1e-3, 0.1] and "widened" not in why

@@ -60,6 +60,38 @@ def first_divergence(
     return None
 
 
+#: A finite loss past the guard is a spike, not a divergence, unless another came within this many
+#: steps before it (lever ``no-spikes``: 0 makes every one a divergence). Minibatch losses are
+#: heavy-tailed: a logistic regression's batch of 16 with one misclassified row reads 3x the
+#: recent maximum at any LR, and the engine backed a run off to ``lr_min`` on such spikes.
+SPIKE_GAP = 2
+
+
+def spike_or_divergence(
+    losses: Sequence[float],
+    grad_norms: Sequence[float] | None,
+    stop: int | None,
+    max_grad_norm: float | None,
+    start_step: int,
+    last_spike: int | None,
+) -> tuple[int | None, int | None]:
+    """(the divergence's index, or None; the step of the last spike) for a window stopped at ``stop``.
+
+    Only a finite loss past the loss guard can be a spike; a non-finite loss or an exploding
+    gradient diverges at once. A spike within ``SPIKE_GAP`` steps of the previous one diverges:
+    a real divergence trips the guard again on the next step, at the cost of one step.
+    """
+    if stop is None or not SPIKE_GAP:
+        return stop, last_spike
+    loss = losses[stop]
+    norm = grad_norms[stop] if grad_norms is not None else None
+    exploded = norm is not None and max_grad_norm is not None and not norm <= max_grad_norm
+    step = start_step + stop
+    if not math.isfinite(loss) or exploded or (last_spike is not None and step - last_spike <= SPIKE_GAP):
+        return stop, last_spike
+    return None, step
+
+
 def describe(
     losses: Sequence[float], grad_norms: Sequence[float] | None, stop: int, max_grad_norm: float | None
 ) -> str:

@@ -122,8 +122,7 @@ def rise(
 
 def _search_range(st: State, config: TunerConfig, full: bool) -> tuple[float, float]:
     """The first stage's range (the range test's bracket), a re-search's, or a refinement's."""
-    whole = st["first_range"] if st["stage"] == 0 and st["first_range"] else st["bracket"]
-    low, high = (whole[0], whole[1]) if whole else (config.lr_min, config.lr_max)
+    low, high = (st["bracket"][0], st["bracket"][1]) if st["bracket"] else (config.lr_min, config.lr_max)
     best = st["best_lr"]
     if not full and best is not None and config.refine == "narrow":
         return refine_range(config, best)

@@ -60,7 +60,6 @@ def absorb_probe(
         probe["losses"], budget.probe_steps, config.lr_min, config.lr_max, diverged_at=probe["diverged_at"]
     )
     st["bracket"] = [found.low, found.high]
-    st["first_range"] = list(found.first_stage)
     st["ref_loss"] = None  # the first stage measures its own reference from the warmup
     return True, f"{found.reason}: first stage searches [{found.low:.3g}, {found.high:.3g}]"
 
@@ -73,7 +72,7 @@ def warmup(st: State, config: TunerConfig, budget: Budget) -> str:
     """After the range test: restore the initial weights and warm up (at least one step)."""
     target = budget.warmup_lr
     if target is None:
-        low, high = st["first_range"] or st["bracket"] or [config.lr_min, config.lr_max]
+        low, high = st["bracket"] or [config.lr_min, config.lr_max]
         target = lr_of(WARMUP_POINT, low, high)
     return "restore the initial weights; " + _start_warmup(
         st, st["next_step"], max(1, budget.warmup_steps), target

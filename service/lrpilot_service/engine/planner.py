@@ -123,6 +123,10 @@ def _absorb(
         st["ref_loss"] = divergence.reference_level(losses[: divergence.FIRST_TRY_REFERENCE_STEPS])
     max_loss = divergence.loss_threshold(st["ref_loss"], config.divergence_factor)
     stop = divergence.first_divergence(losses, report.grad_norms, max_loss, awaited.max_grad_norm)
+    if phase in ("search", "exploit", "anneal"):  # the range test and the warmup stop on any trip
+        stop, st["last_spike"] = divergence.spike_or_divergence(
+            losses, report.grad_norms, stop, awaited.max_grad_norm, report.start_step, st["last_spike"]
+        )
     st["next_step"] += len(losses)
     step, end = st["next_step"], st["segment"]["end"]
 

@@ -282,6 +282,22 @@ def _shrunk(chosen: float, previous: float | None) -> float:
     return math.exp(math.log(previous) + SHRINK * (math.log(chosen) - math.log(previous)))
 
 
+#: A search in which no try made progress widens the range test's bracket this many decades
+#: down (0: off, lever ``no-widen``). The bracket's bottom is a guess (docs/engine.md: the best LR
+#: lay within 1/300 of the range test's minimum on every workload, not always); a bracket that
+#: holds no LR that learns must not be searched again as it is.
+WIDEN_DECADES = 1.0
+
+
+def _widened(state: State, config: TunerConfig) -> str:
+    """Lower the bracket's bottom (never below ``lr_min``); say so when it moved."""
+    bracket = state["bracket"]
+    if not WIDEN_DECADES or bracket is None or bracket[0] <= config.lr_min:
+        return ""
+    bracket[0] = max(config.lr_min, bracket[0] / 10**WIDEN_DECADES)
+    return f", widened down to lr={bracket[0]:.3g}"
+
+
 def learned_scores(search: SearchState, level: tuple[float, float] | None) -> list[float | None]:
     """The tries' scores, None for a try that diverged or made no significant progress on ``level``."""
     return [
@@ -312,7 +328,7 @@ def conclude(state: State, config: TunerConfig, fallback_lr: float) -> tuple[flo
         else:  # nothing learned yet: see _uninformative; search the whole range again next stage
             choice = _uninformative(search, state["best_lr"])
             state["research"] = "all"
-            why = choice.reason + "; the next stage searches the whole range again"
+            why = choice.reason + "; the next stage searches the whole range again" + _widened(state, config)
         chosen = lr_of(choice.x, search["low"], search["high"])
         lr = _shrunk(chosen, state["best_lr"] if search["kind"] == "refine" else None)
         if lr != chosen:

@@ -132,6 +132,7 @@ class State(TypedDict):
     tau: int
     best_lr: float | None
     ref_loss: float | None
+    last_spike: int | None  # the step of the last loss spike the guard let pass (divergence.py)
     recent_losses: list[float]
     recent_grads: list[float]
     search: SearchState | None
@@ -141,8 +142,7 @@ class State(TypedDict):
     stage_val: float | None
     stage_val_at_snapshot: bool
     probe: ProbeState | None
-    bracket: list[float] | None  # [low, high] the stages search, from the range test
-    first_range: list[float] | None  # [low, high] the first stage searches (the bracket's top)
+    bracket: list[float] | None  # [low, high] the first stage searches, from the range test
     initial_level: float | None  # the untrained model's loss (the range test's first losses)
     research: Research  # the last stage failed: the next one searches its whole range again
     stage_level: list[float] | None  # [mean, sd] of the losses just before the stage began
@@ -169,6 +169,7 @@ def new_state(tau: int) -> State:
         "tau": tau,
         "best_lr": None,
         "ref_loss": None,
+        "last_spike": None,
         "recent_losses": [],
         "recent_grads": [],
         "search": None,
@@ -179,7 +180,6 @@ def new_state(tau: int) -> State:
         "stage_val_at_snapshot": False,
         "probe": None,
         "bracket": None,
-        "first_range": None,
         "initial_level": None,
         "research": "no",
         "stage_level": None,
@@ -216,7 +216,7 @@ def copy_state(state: Mapping[str, Any]) -> State:
     if version == 1:
         copied = _upgrade_v1(copied)
     copied.setdefault("overfit_windows", 0)  # a version-2 state from before the count: none counted
-    copied.setdefault("first_range", None)  # ... from before the first stage's own range: the bracket
+    copied.setdefault("last_spike", None)  # ... from before spikes were told from divergences
     return cast(State, copied)
 
 

@@ -95,6 +95,18 @@ def _train(
     return run
 
 
+def _val_loss(model: Any, data: dict[str, Any]) -> Callable[[], float]:
+    """The held-out loss, for the tuner to score LRs on (the recommended use, and the benchmark's):
+    on 1,347 images a training loss cannot tell an LR that generalises from one that memorises."""
+    import torch
+
+    def val_loss() -> float:
+        with torch.no_grad():
+            return float(torch.nn.functional.cross_entropy(model(data["x_val"]), data["y_val"]))
+
+    return val_loss
+
+
 class _progress:
     """A rich progress bar when rich is installed, silence otherwise."""
 
@@ -149,7 +161,7 @@ def run_demo(
         def tuner_for(model: Any, optimizer: Any) -> Tuner:
             holder.append(
                 Tuner("demo-digits", url=server.url, lr_min=1e-4, lr_max=1.0, total_steps=steps,
-                      model=model, optimizer=optimizer, seed=seed)
+                      model=model, optimizer=optimizer, seed=seed, val_fn=_val_loss(model, data))
             )  # fmt: skip
             return holder[0]
 

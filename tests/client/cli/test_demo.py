@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +26,10 @@ def test_demo_runs_to_completion(tmp_path: Path) -> None:
     assert "chosen lr" in result.stdout and "final validation loss" in result.stdout
     assert (out / "demo.png").stat().st_size > 10_000
     assert (out / "demo.db").exists()
+    # the tuner scores LRs on the held-out loss: its job's objective is "val"
+    with sqlite3.connect(out / "demo.db") as db:
+        (config,) = db.execute("select config from jobs").fetchone()
+    assert '"objective": "val"' in config
 
 
 def test_cli_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:

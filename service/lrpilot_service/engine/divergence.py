@@ -43,6 +43,11 @@ def grad_threshold(recent_grad_norms: Sequence[float]) -> float | None:
     return threshold if 0 < threshold < math.inf else None
 
 
+def _exploded(norm: float, max_grad_norm: float | None) -> bool:
+    """A gradient norm past the guard, or not finite (NaN compares false, so ``not <=``)."""
+    return max_grad_norm is not None and not norm <= max_grad_norm
+
+
 def first_divergence(
     losses: Sequence[float],
     grad_norms: Sequence[float] | None,
@@ -53,10 +58,8 @@ def first_divergence(
     for i, loss in enumerate(losses):
         if not math.isfinite(loss) or (max_loss is not None and loss > max_loss):
             return i
-        if grad_norms is not None and max_grad_norm is not None:
-            norm = grad_norms[i]
-            if not math.isfinite(norm) or norm > max_grad_norm:
-                return i
+        if grad_norms is not None and _exploded(grad_norms[i], max_grad_norm):
+            return i
     return None
 
 
@@ -84,8 +87,7 @@ def spike_or_divergence(
     if stop is None or not SPIKE_GAP:
         return stop, last_spike
     loss = losses[stop]
-    norm = grad_norms[stop] if grad_norms is not None else None
-    exploded = norm is not None and max_grad_norm is not None and not norm <= max_grad_norm
+    exploded = grad_norms is not None and _exploded(grad_norms[stop], max_grad_norm)
     step = start_step + stop
     if not math.isfinite(loss) or exploded or (last_spike is not None and step - last_spike <= SPIKE_GAP):
         return stop, last_spike
@@ -97,10 +99,8 @@ def describe(
 ) -> str:
     """Why step ``stop`` counts as diverged, in words: its loss, or its gradient norm."""
     loss = losses[stop]
-    if math.isfinite(loss) and grad_norms is not None and max_grad_norm is not None:
-        norm = grad_norms[stop]
-        if not math.isfinite(norm) or norm > max_grad_norm:
-            return f"gradient norm {norm:.4g} exploded (limit {max_grad_norm:.4g})"
+    if math.isfinite(loss) and grad_norms is not None and _exploded(grad_norms[stop], max_grad_norm):
+        return f"gradient norm {grad_norms[stop]:.4g} exploded (limit {max_grad_norm:.4g})"
     return f"loss {loss:.4g} diverged"
 
 

@@ -283,9 +283,9 @@ def _shrunk(chosen: float, previous: float | None) -> float:
 
 
 #: A search in which no try made progress widens the range test's bracket this many decades
-#: down (0: off, lever ``no-widen``). The bracket's bottom is a guess (docs/engine.md: the best LR
-#: lay within 1/300 of the range test's minimum on every workload, not always); a bracket that
-#: holds no LR that learns must not be searched again as it is.
+#: down (0: off, lever ``no-widen``). The bracket's bottom is a guess: the best LR of a benchmark
+#: workload lay as far as 1/300 of the range test's minimum, below a 2-decade bracket (probe.py).
+#: A bracket that holds no LR that learns must not be searched again as it is.
 WIDEN_DECADES = 1.0
 
 

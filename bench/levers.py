@@ -180,7 +180,7 @@ LEVERS: dict[str, Lever] = {
         patches={"lrpilot_service.engine.phases.WARMUP_POINT": 2 / 3},
     ),
     "bracket-2.5": _ablation(
-        "the range test's bracket spans 2.5 decades below its top, not 3",
+        "the range test's bracket spans 2.5 decades below its top (2 by default)",
         patches={"lrpilot_service.engine.probe.DECADES": 2.5},
     ),
     "bracket-3": _ablation(

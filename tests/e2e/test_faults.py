@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 
 from lrpilot import HttpTransport, Tuner
 from lrpilot.protocol import Decision, Schedule, WindowReport
@@ -142,28 +143,34 @@ def test_terminated_database_connections_never_reach_the_client(reference: Sched
     )
     stop = threading.Event()
     terminated: list[int] = []
+    admin = create_engine(database_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    one_at_a_time = threading.Lock()  # two cutters would cut each other's connection
 
     def terminate() -> None:
-        admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
-        try:
-            while not stop.wait(0.1):
-                with admin.connect() as connection:
-                    killed = connection.execute(text(
-                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                    )).scalar_one()  # fmt: skip
-                terminated.append(int(killed))
-        finally:
-            admin.dispose()
+        with one_at_a_time, admin.connect() as connection:
+            killed = connection.execute(text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )).scalar_one()  # fmt: skip
+        terminated.append(int(killed))
 
-    killer = threading.Thread(target=terminate, daemon=True)
+    def keep_terminating() -> None:  # cuts that land while a request is in flight
+        while not stop.wait(0.1):
+            terminate()
+
+    transport = Hooked(server.url, retry=NO_RETRY, client=client)
+    # and cuts of the pooled connections between requests, every other report: a fast run would
+    # otherwise see too few cuts for the test to mean anything (CI once counted 4)
+    transport.before_report = lambda window: terminate() if window % 2 == 0 else None
+    killer = threading.Thread(target=keep_terminating, daemon=True)
     killer.start()
     try:
-        run = train(HttpTransport(server.url, retry=NO_RETRY, client=client))
+        run = train(transport)
     finally:
         stop.set()
         killer.join(10)
         server.stop()
+        admin.dispose()
         databases.close()
     assert sum(terminated) >= 5, terminated  # the service's connections really were cut, often
     assert statuses and max(statuses) < 500, sorted(set(statuses))

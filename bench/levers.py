@@ -196,6 +196,28 @@ LEVERS: dict[str, Lever] = {
         "every finite loss past the guard is a divergence (by default a lone spike passes)",
         patches={"lrpilot_service.engine.divergence.SPIKE_GAP": 0},
     ),
+    "no-overfit-stop": _ablation(
+        "the final hold runs to the anneal whatever its validation loss does (by default a "
+        "memorising hold restores its best model and holds lr_min)",
+        patches={"lrpilot_service.engine.overfit_stop.STOP": False},
+    ),
+    "overfit-stop-anneal": _ablation(
+        "an overfit stop anneals from the restored best model over the whole anneal reserve "
+        "(by default it holds lr_min at once)",
+        patches={"lrpilot_service.engine.overfit_stop.ANNEAL_SHARE": 1.0},
+    ),
+    "overfit-stop-anneal-0.25": _ablation(
+        "an overfit stop anneals over a quarter of the anneal reserve (by default it holds lr_min at once)",
+        patches={"lrpilot_service.engine.overfit_stop.ANNEAL_SHARE": 0.25},
+    ),
+    "overfit-stop-patience-2": _ablation(
+        "a hold memorises after 2 windows in a row above its best (4 by default)",
+        patches={"lrpilot_service.engine.overfit_stop.PATIENCE": 2},
+    ),
+    "overfit-stop-tolerance-6": _ablation(
+        "a hold memorises when its validation loss is 6% above its best (3% by default)",
+        patches={"lrpilot_service.engine.overfit_stop.OVERFIT_TOLERANCE": 0.06},
+    ),
     "r2": _ablation("2 tries in later stages instead of 3 (less search)", {"refine_candidates": 2}),
     "exploit-x2": _ablation(
         "diagnostic: exploit at twice the stage's chosen LR (how much an LR-choice bias costs)",

@@ -28,6 +28,7 @@ def finish(st: State, config: TunerConfig, budget: Budget, fallback_lr: float) -
     limit = planning_limit(budget)
     if config.anneal != "none" and limit is not None and step < limit:
         set_segment(st, "exploit", step, limit, lr)
+        st["best_val"] = None  # the hold's best model is measured afresh (overfit_stop.py)
         return (
             "continue",
             f"hold lr={lr:.3g} until step {limit}, then anneal ({config.anneal}) over the last "

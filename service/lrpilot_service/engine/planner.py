@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from lrpilot.protocol import Action, Decision, Forecast, TunerConfig, WindowReport
-from lrpilot_service.engine import divergence, halving, health
+from lrpilot_service.engine import divergence, halving, health, overfit_stop
 from lrpilot_service.engine.budget import Budget, resolve, sized_tau
 from lrpilot_service.engine.finish import planning_limit
 from lrpilot_service.engine.next_stage import BACKOFF, fallback_lr, plan_next, rise, try_segment
@@ -190,10 +190,15 @@ def _absorb(
                     st["stage_level"] = [level[0], level[1]]
         if failing is not None:
             return (*_back_off(st, config, budget, failing, research="below"), None)
+    verdict, why = overfit_stop.watch(st, report) if overfit_stop.holding(st, config, budget) else (None, "")
+    if verdict == "stop":
+        return "restore", why + overfit_stop.stop(st, config, budget), None
     if phase == "exploit" and config.objective == "val":
         overfit = _note_validation(st, report)
         if overfit is not None:
             return (*_back_off(st, config, budget, overfit), None)
+    if verdict == "snapshot" and step < end:
+        return "snapshot", why, None
     if step < end:
         return ("evaluate" if eval_steps(st, config) else "continue"), f"{phase} continues", None
     if phase == "exploit" and st["stage"] >= 0 and _stall_researches(st["stage"]):

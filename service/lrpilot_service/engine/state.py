@@ -147,6 +147,7 @@ class State(TypedDict):
     research: Research  # the last stage failed: the next one searches its whole range again
     stage_level: list[float] | None  # [mean, sd] of the losses just before the stage began
     overfit_windows: int  # exploit windows in a row above the stage's validation level
+    best_val: list[float] | None  # the final hold's best model: [val, training loss, windows above]
 
 
 def new_state(tau: int) -> State:
@@ -184,6 +185,7 @@ def new_state(tau: int) -> State:
         "research": "no",
         "stage_level": None,
         "overfit_windows": 0,
+        "best_val": None,
     }
 
 
@@ -217,6 +219,7 @@ def copy_state(state: Mapping[str, Any]) -> State:
         copied = _upgrade_v1(copied)
     copied.setdefault("overfit_windows", 0)  # a version-2 state from before the count: none counted
     copied.setdefault("last_spike", None)  # ... from before spikes were told from divergences
+    copied.setdefault("best_val", None)  # ... from before the hold stopped early
     return cast(State, copied)
 
 

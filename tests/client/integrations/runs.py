@@ -101,12 +101,14 @@ def check_run(run: Run, job: str, ranks: int, steps: int) -> dict[str, Any]:
         assert abs(lr - planned) <= 1e-12 * planned, (
             f"step {step}: optimizer LR {lr}, lrpilot decided {planned}"
         )
-    snapshots = {d.stage: d.start_step for d in decisions.values() if d.action == "snapshot"}
+    snapshots = sorted(d.start_step for d in decisions.values() if d.action == "snapshot")
     restores = [d for d in decisions.values() if d.action == "restore" and d.start_step < steps]
     assert restores, "the run searched (it restored at least once)"
     for decision in restores:
-        at, snapshot = decision.start_step, snapshots[decision.stage]
-        for trace in traces:  # every rank restored its own replica to the stage snapshot
+        # the one slot holds the latest snapshot: the stage's, or its final hold's best model
+        at = decision.start_step
+        snapshot = max(s for s in snapshots if s <= at)
+        for trace in traces:  # every rank restored its own replica to that snapshot
             assert trace["weights"][at] == trace["weights"][snapshot], f"weights after the restore at {at}"
             assert trace["optimizer_states"][at] == trace["optimizer_states"][snapshot], f"optimizer at {at}"
             assert trace["weights"][at - 1] != trace["weights"][snapshot], (

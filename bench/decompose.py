@@ -28,12 +28,16 @@ ANNEAL_SHARE = 0.2
 
 
 def held_lr(run: dict[str, Any]) -> float | None:
-    """The LR lrpilot held just before its final anneal (3 significant digits: a cache key)."""
+    """The LR lrpilot held just before its final anneal, or before an overfit stop dropped it to
+    ``lr_min`` (3 significant digits: a cache key)."""
     lrs = run.get("lrs") or []
     if not lrs:
         return None
     total = len(lrs)
     index = max(0, total - math.ceil(ANNEAL_SHARE * total) - 1)
+    floor = min(lrs)
+    while index > 0 and lrs[index] <= floor:  # an overfit stop held lr_min: the LR held before it
+        index -= 1
     lr = lrs[index]
     return float(f"{lr:.3g}") if lr and lr > 0 else None
 

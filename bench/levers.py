@@ -218,6 +218,21 @@ LEVERS: dict[str, Lever] = {
         "a hold memorises when its validation loss is 6% above its best (3% by default)",
         patches={"lrpilot_service.engine.overfit_stop.OVERFIT_TOLERANCE": 0.06},
     ),
+    "overfit-below": _ablation(
+        "an exploitation that overfits also keeps the next stage's search below its LR (by default "
+        "the next stage searches the whole bracket again)",
+        patches={"lrpilot_service.engine.planner.OVERFIT_RESEARCH": "below"},
+    ),
+    "grad-spikes": _ablation(
+        "a lone finite gradient norm past its guard passes, like a lone loss spike (by default it "
+        "diverges at once)",
+        patches={"lrpilot_service.engine.divergence.GRAD_SPIKES": True},
+    ),
+    "best-every-stage": _ablation(
+        "every exploitation snapshots its best validation model and hands it on when it ended above "
+        "it (by default only the final hold tracks its best)",
+        patches={"lrpilot_service.engine.overfit_stop.EVERY_EXPLOIT": True},
+    ),
     "r2": _ablation("2 tries in later stages instead of 3 (less search)", {"refine_candidates": 2}),
     "exploit-x2": _ablation(
         "diagnostic: exploit at twice the stage's chosen LR (how much an LR-choice bias costs)",

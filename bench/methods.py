@@ -240,17 +240,18 @@ class TunerDriver(Driver):
             **extra,
         )
         # The final model's lineage: steps trained since the start, less every rewind (a restore
-        # goes back to its stage's snapshot). T minus it is what search and back-offs cost.
+        # goes back to the latest snapshot: the client keeps one). T minus it is what search and
+        # back-offs cost.
         self._lineage = 0
-        self._at_snapshot: dict[int, int] = {}
+        self._at_snapshot = 0
         self._follow(self.tuner.decision)
 
     def _follow(self, d: Any) -> None:
         self._decision = d
         if d.action == "snapshot" and d.start_step == self.tuner.step:
-            self._at_snapshot[d.stage] = self._lineage
+            self._at_snapshot = self._lineage
         elif d.action == "restore" and d.start_step == self.tuner.step:
-            self._lineage = self._at_snapshot.get(d.stage, self._lineage)
+            self._lineage = self._at_snapshot
 
     def before(self, step: int) -> None:
         pass  # the tuner set this step's LR in the previous next_lr() (or its constructor)

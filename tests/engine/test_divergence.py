@@ -34,6 +34,13 @@ def test_an_exploding_gradient_diverges_at_once() -> None:
     assert divergence.spike_or_divergence([1.0], [math.nan], 0, 10.0, 5, None) == (0, None)
 
 
+def test_a_lone_exploding_gradient_can_pass_as_a_spike(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(divergence, "GRAD_SPIKES", True)
+    assert divergence.spike_or_divergence([1.0], [50.0], 0, 10.0, 5, None) == (None, 5)
+    assert divergence.spike_or_divergence([1.0], [50.0], 0, 10.0, 6, 5) == (0, 5)  # twice in a row
+    assert divergence.spike_or_divergence([1.0], [math.nan], 0, 10.0, 5, None) == (0, None)
+
+
 def test_no_trip_no_change_and_the_rule_can_be_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
     assert divergence.spike_or_divergence([1.0], None, None, None, 5, 3) == (None, 3)
     monkeypatch.setattr(divergence, "SPIKE_GAP", 0)

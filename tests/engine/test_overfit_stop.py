@@ -11,6 +11,7 @@ from lrpilot_service.engine import advance, overfit_stop
 from lrpilot_service.engine.budget import resolve
 from lrpilot_service.engine.finish import planning_limit
 from lrpilot_service.engine.state import State
+from tests.engine.test_planner import exploit_with_val
 
 TOTAL = 2000
 
@@ -125,3 +126,52 @@ def test_a_training_loss_job_never_stops_on_validation() -> None:
     cfg = config(objective="train")
     state, _ = to_hold(cfg)
     assert not overfit_stop.holding(state, cfg, resolve(cfg))
+
+
+def end_of_first_exploit(cfg: TunerConfig, windows: list[tuple[float, float]]) -> list[Decision]:
+    """Report (training, validation) windows, the last one repeated until the exploitation ends."""
+    state, decision = exploit_with_val(cfg)
+    decisions = []
+    while decision.phase == "exploit" and decision.stage == 0 and len(decisions) < 50:
+        train, val = windows[min(len(decisions), len(windows) - 1)]
+        last = decision.start_step + decision.steps - 1
+        report = WindowReport(
+            start_step=decision.start_step, losses=[train] * decision.steps, val_losses={last: val}
+        )
+        state, decision = advance(cfg, state, report)
+        decisions.append(decision)
+    return decisions
+
+
+# the exploitation's first window sets the stage's level (1.0); it then improves to 0.8 and
+# memorises: validation 0.9, above its best, but below the stage's start, so no back-off fires
+MEMORISING_STAGE = [(0.5, 1.0), (0.4, 0.8), (0.2, 0.9)]
+
+
+def test_an_exploitation_that_ended_memorising_hands_on_its_best_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(overfit_stop, "EVERY_EXPLOIT", True)
+    cfg = config(search_stages=2)
+    decisions = end_of_first_exploit(cfg, MEMORISING_STAGE)
+    assert decisions[1].action == "snapshot"  # the best so far
+    rewind = decisions[-2]
+    assert rewind.action == "restore" and "restore the best" in rewind.reason
+    assert rewind.stage == 0 and rewind.phase == "exploit"  # the client's slot holds stage 0's best
+    assert decisions[-1].action == "snapshot" and decisions[-1].stage == 1  # then the next stage
+
+
+def test_by_default_an_exploitation_hands_on_its_last_model() -> None:
+    decisions = end_of_first_exploit(config(search_stages=2), MEMORISING_STAGE)
+    assert "snapshot" not in [d.action for d in decisions[:-1]]
+    assert decisions[-1].action == "snapshot" and decisions[-1].stage == 1
+
+
+def test_an_exploitation_whose_training_loss_did_not_fall_is_not_rewound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(overfit_stop, "EVERY_EXPLOIT", True)
+    bouncing = [(0.5, 1.0), (0.5, 0.8), (0.5, 0.9)]  # large data at a large LR
+    decisions = end_of_first_exploit(config(search_stages=2), bouncing)
+    assert not any("restore the best" in d.reason for d in decisions)
+    assert decisions[-1].action == "snapshot" and decisions[-1].stage == 1

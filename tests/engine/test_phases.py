@@ -8,8 +8,9 @@ import pytest
 
 from lrpilot.protocol import Decision, TunerConfig, WindowReport
 from lrpilot_service.engine import advance
+from lrpilot_service.engine.phases import note_grads
 from lrpilot_service.engine.probe import DECADES, probe_lr
-from lrpilot_service.engine.state import State
+from lrpilot_service.engine.state import State, new_state
 
 CONFIG = TunerConfig(total_steps=2000, seed=3)  # range test: 60 steps; warmup: 60 steps
 
@@ -78,3 +79,10 @@ def test_the_first_stage_searches_the_bracket() -> None:
     search = state["search"]
     assert d.phase == "search" and d.action == "snapshot" and search is not None
     assert state["bracket"] == [search["low"], search["high"]]
+
+
+def test_the_mean_gradient_norm_cannot_overflow() -> None:
+    # found by the property test: the largest float after a large negative one made the mean inf
+    state = new_state(tau=100)
+    note_grads(state, [1.7976931348623157e308, -9.9792015476736e291] * 3)
+    assert math.isfinite(state["grad_norms"]["mean"])

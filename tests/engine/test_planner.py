@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from lrpilot.protocol import Decision, TunerConfig, WindowReport
-from lrpilot_service.engine import ReportRejected, advance, current_decision, summarize
+from lrpilot_service.engine import ReportRejected, advance, current_decision, planner, summarize
 from lrpilot_service.engine.budget import MIN_TRY_STEPS, resolve
 from lrpilot_service.engine.state import State
 
@@ -306,3 +306,23 @@ def test_train_objective_ignores_validation_losses() -> None:
         report = WindowReport(start_step=decision.start_step, losses=[1.0] * decision.steps)
         state, decision = advance(config, state, report)
     assert decision.eval_at == []
+
+
+@pytest.mark.parametrize("research", ["no", "below"])
+def test_after_overfitting_the_next_stage_searches_the_bracket_or_below_the_lr(
+    research: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(planner, "OVERFIT_RESEARCH", research)  # lever overfit-below: "below"
+    config = classic(total_steps=4000, candidates=3, objective="val", window_max=50, search_stages=2)
+    state, decision = exploit_with_val(config)
+    chosen, vals = decision.lr, iter((1.0, 1.2, 1.25))  # the level, then overfitting
+    while decision.phase != "search":
+        last = decision.start_step + decision.steps - 1
+        report = WindowReport(
+            start_step=decision.start_step, losses=[0.5] * decision.steps, val_losses={last: next(vals, 1.0)}
+        )
+        state, decision = advance(config, state, report)
+    search = state["search"]
+    assert search is not None and decision.stage == 1
+    expected = config.lr_max if research == "no" else chosen / 2
+    assert search["high"] == pytest.approx(expected)

@@ -72,3 +72,10 @@ def test_noisy_curves_still_bracket_the_true_minimum() -> None:
     for seed in range(10):
         found = bracket(curve(1e-4, 1e-2, 1e-1, noise=0.1, seed=seed), STEPS, LO, HI, diverged_at=None)
         assert found.low < 1e-2 < found.high * 1.5
+
+
+def test_a_loss_that_starts_at_zero_is_bracketed_without_dividing_by_it() -> None:
+    # found by the property test: "fell 100%" divided by the start of the curve
+    losses = [0.0] * 10 + [-float(i) for i in range(1, 21)] + [5.0] * 10
+    found = bracket(losses, 40, 1e-4, 0.5, diverged_at=None)
+    assert found.informative and "fell by" in found.reason

@@ -57,6 +57,7 @@ def plan_next(st: State, config: TunerConfig, budget: Budget) -> tuple[Action, s
     st["stage_val"] = st["last_val"]
     st["stage_val_at_snapshot"] = st["stage_val"] is not None
     st["overfit_windows"] = 0
+    st["best_val"] = None  # a stage's best model is its own (overfit_stop.EVERY_EXPLOIT)
     best = st["best_lr"]
     if n == 0 and best is not None:
         set_segment(st, "exploit", step, step + tau, best)

@@ -90,7 +90,8 @@ def note_grads(st: State, grad_norms: Sequence[float] | None) -> None:
     """The run's mean gradient norm (outside tries and the range test): dead networks are judged on it."""
     finite = [g for g in grad_norms or [] if math.isfinite(g)]
     summary = st["grad_norms"]
-    for norm in finite:  # a running mean cannot overflow where a running sum can
+    for norm in finite:  # a running mean cannot overflow where a running sum can ...
         summary["count"] += 1
-        summary["mean"] += (norm - summary["mean"]) / summary["count"]
+        n = summary["count"]  # ... nor can each term divided first (norm - mean can: 1e308 - -1e308)
+        summary["mean"] += norm / n - summary["mean"] / n
     summary["max"] = max([summary["max"], *finite])

@@ -93,7 +93,8 @@ def bracket(
         edge = diverged_at
     lr_at_min = probe_lr(i_min, steps, lr_min, lr_max)
     high = lr_at_min * TOP_FACTOR
-    why = f"range test: loss fell {drop / abs(start):.0%} to its minimum at lr {lr_at_min:.3g}"
+    fell = f"{drop / abs(start):.0%}" if start else f"by {drop * top:.3g}"  # a loss that starts at 0
+    why = f"range test: loss fell {fell} to its minimum at lr {lr_at_min:.3g}"
     if edge is not None:
         lr_edge = probe_lr(edge, steps, lr_min, lr_max)
         high = min(high, lr_edge)

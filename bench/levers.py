@@ -139,6 +139,10 @@ LEVERS: dict[str, Lever] = {
         "a refinement moves the LR halfway (in log-LR) from the LR it refines to its winner",
         patches={"lrpilot_service.engine.stage.SHRINK": 0.5},
     ),
+    "shrink-few": _ablation(
+        "a refinement with fewer than 3 scored tries moves only halfway (log-LR) to its winner",
+        patches={"lrpilot_service.engine.stage.SHRINK_FEW": 0.5},
+    ),
     "refine-3x": _ablation(
         "later stages search x/÷3 around the last LR (the whole bracket by default)",
         {"refine": "narrow"},

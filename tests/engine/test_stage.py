@@ -70,11 +70,15 @@ def test_scores_within_half_a_percent_tie_even_when_the_stage_made_little_progre
 
 
 def test_a_shrunk_refinement_moves_halfway_from_the_lr_it_refines(monkeypatch: pytest.MonkeyPatch) -> None:
-
-    assert stage._shrunk(4e-3, 1e-3) == 4e-3  # off by default
+    assert stage._shrunk(4e-3, 1e-3, stage._shrink_share(3)) == 4e-3  # off by default
     monkeypatch.setattr(stage, "SHRINK", 0.5)
-    assert stage._shrunk(4e-3, 1e-3) == pytest.approx(2e-3)
-    assert stage._shrunk(4e-3, None) == 4e-3  # nothing to move from
+    assert stage._shrunk(4e-3, 1e-3, stage._shrink_share(3)) == pytest.approx(2e-3)
+    assert stage._shrunk(4e-3, None, stage._shrink_share(3)) == 4e-3  # nothing to move from
+
+
+def test_a_refinement_on_two_scored_tries_can_move_halfway(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stage, "SHRINK_FEW", 0.5)  # lever shrink-few
+    assert [stage._shrink_share(n) for n in (0, 1, 2, 3)] == [1.0, 0.5, 0.5, 1.0]
 
 
 def _concluded_flat(bracket: list[float], lr_min: float = 1e-6) -> tuple[State, str]:

@@ -233,8 +233,8 @@ LEVERS: dict[str, Lever] = {
         patches={"lrpilot_service.engine.divergence.GRAD_SPIKES": True},
     ),
     "best-every-stage": _ablation(
-        "every exploitation snapshots its best validation model and hands it on when it ended above "
-        "it (by default only the final hold tracks its best)",
+        "every exploitation snapshots its best validation model and hands it on when it ended "
+        "memorising (by default only the final hold tracks its best)",
         patches={"lrpilot_service.engine.overfit_stop.EVERY_EXPLOIT": True},
     ),
     "r2": _ablation("2 tries in later stages instead of 3 (less search)", {"refine_candidates": 2}),

@@ -200,6 +200,10 @@ LEVERS: dict[str, Lever] = {
         "every finite loss past the guard is a divergence (by default a lone spike passes)",
         patches={"lrpilot_service.engine.divergence.SPIKE_GAP": 0},
     ),
+    "no-keep-best": _ablation(
+        "the job ends with its last model (by default, with its best by validation loss: keep_best)",
+        {"keep_best": False},
+    ),
     "no-overfit-stop": _ablation(
         "the final hold runs to the anneal whatever its validation loss does (by default a "
         "memorising hold restores its best model and holds lr_min)",

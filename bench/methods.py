@@ -242,16 +242,22 @@ class TunerDriver(Driver):
         # The final model's lineage: steps trained since the start, less every rewind (a restore
         # goes back to the latest snapshot: the client keeps one). T minus it is what search and
         # back-offs cost.
+        # The best model (keep_best) is a second slot: saved before the action, loaded after it.
         self._lineage = 0
-        self._at_snapshot = 0
+        self._at_snapshot = self._at_best = 0
         self._follow(self.tuner.decision)
 
     def _follow(self, d: Any) -> None:
         self._decision = d
-        if d.action == "snapshot" and d.start_step == self.tuner.step:
+        due = d.start_step == self.tuner.step
+        if d.keep == "save" and due:
+            self._at_best = self._lineage
+        if d.action == "snapshot" and due:
             self._at_snapshot = self._lineage
-        elif d.action == "restore" and d.start_step == self.tuner.step:
+        elif d.action == "restore" and due:
             self._lineage = self._at_snapshot
+        if d.keep == "load" and due:
+            self._lineage = self._at_best
 
     def before(self, step: int) -> None:
         pass  # the tuner set this step's LR in the previous next_lr() (or its constructor)

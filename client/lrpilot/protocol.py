@@ -30,6 +30,9 @@ SCHEMA_VERSION = 1
 Action = Literal["continue", "snapshot", "restore", "evaluate", "done"]
 Phase = Literal["probe", "warmup", "search", "exploit", "anneal", "done"]
 Ramp = Literal["linear", "geometric"]
+Keep = Literal["save", "load"]
+"""The job's best model (``keep_best``): "save" copies the model as it stands into the best-model
+slot, before the decision's snapshot or restore; "load" puts that copy back, after them."""
 JobStatus = Literal["running", "stale", "done", "failed"]
 """``running``: reports arrive; ``stale``: none for the service's ``stale_after_s`` (the next report
 resumes it); ``done``: the plan ended, or the client said so; ``failed``: the client said so."""
@@ -116,6 +119,12 @@ class TunerConfig(WireModel):
         "larger LR spikes an adaptive or momentum optimiser that a ramp would not.",
     )
     objective: Literal["train", "val"] = Field("train", description="Loss the search minimises.")
+    keep_best: bool = Field(
+        False,
+        description="End with the best model by validation loss, not the last one (objective 'val'): "
+        "the client keeps a second copy of the model and optimizer. The client sets it when it has "
+        "a val_fn.",
+    )
     search: Literal["bo", "space_filling"] = Field(
         "bo", description="'bo': GP + log expected improvement; 'space_filling': AutoLRS-like coverage."
     )
@@ -153,6 +162,10 @@ class TunerConfig(WireModel):
             )
         if self.tau is not None and self.tau_max is not None and self.tau_max < self.tau:
             raise ValueError(f"tau_max ({self.tau_max}) must be at least tau ({self.tau})")
+        if self.keep_best and self.objective != "val":
+            raise ValueError(
+                "keep_best needs objective='val' (pass a val_fn): the best model is chosen on it"
+            )
         if self.warmup_lr is not None and not self.lr_min <= self.warmup_lr <= self.lr_max:
             raise ValueError(
                 f"warmup_lr ({self.warmup_lr:g}) must lie in [lr_min, lr_max] = "
@@ -184,7 +197,8 @@ class Decision(WireModel):
     The LR moves from ``lr`` at ``start_step`` toward ``lr_end`` at ``start_step + steps`` (equal for
     constant windows): linearly, or geometrically (``ramp="geometric"``, the range test's
     exponential sweep). The loop stops the window early, and reports what it has, when a loss is
-    non-finite or above ``max_loss``, or a gradient norm is above ``max_grad_norm``.
+    non-finite or above ``max_loss``, or a gradient norm is above ``max_grad_norm``. ``keep`` (jobs
+    with ``keep_best``) saves the model as it stands as the job's best, or loads that best back.
     """
 
     job: str | None = None
@@ -201,6 +215,9 @@ class Decision(WireModel):
     reason: str
     forecast: Forecast | None = None
     eval_at: list[int] = Field(default_factory=list)
+    #: Sent only when set: a client from before the field (the wire models forbid unknown fields)
+    #: reads every decision of a job without ``keep_best`` as before.
+    keep: Keep | None = Field(None, exclude_if=lambda keep: keep is None)
     max_loss: float | None = None
     max_grad_norm: float | None = None
 
@@ -256,6 +273,12 @@ class WindowReport(WireModel):
                 "send one LR per loss, or none"
             )
         return self
+
+    def val_at_end(self) -> float | None:
+        """The validation loss measured at the report's last step (finite), else None: the loss of
+        the model the client holds when the window ends (``keep_best`` compares on it)."""
+        value = (self.val_losses or {}).get(self.start_step + len(self.losses) - 1)
+        return value if value is not None and math.isfinite(value) else None
 
     @field_validator("val_losses")
     @classmethod

@@ -31,6 +31,7 @@ from lrpilot.protocol import (
     JobCreate,
     JobStatusUpdate,
     JobView,
+    Keep,
     Phase,
     Schedule,
     ScheduleStep,
@@ -62,6 +63,7 @@ class Window:
     stage: int = 0
     max_loss: float | None = None
     eval_at: tuple[int, ...] = ()  # offsets inside the window
+    keep: Keep | None = None  # the best model's slot: save before the action, load after it
 
 
 @dataclass
@@ -76,6 +78,7 @@ class ScriptedTransport:
     decisions: list[Decision] = field(default_factory=list)
     config: TunerConfig | None = None
     status: str | None = None  # what the client last said with set_status
+    end_keep: Keep | None = None  # the final ("done") decision's keep
 
     def create_or_attach(self, body: JobCreate) -> JobView:
         self._enter("create_or_attach")
@@ -149,14 +152,14 @@ class ScriptedTransport:
             last = self.plan[-1].lr if self.plan else 0.1
             return make_decision(
                 job="job", window=index, start_step=start, steps=0, lr=last, action="done", phase="done",
-                stage=-1, reason="plan finished",
+                stage=-1, reason="plan finished", keep=self.end_keep,
             )  # fmt: skip
         w = self.plan[index]
         return make_decision(
             job="job", window=index, start_step=start, steps=w.steps, lr=w.lr,
             lr_end=w.lr if w.lr_end is None else w.lr_end, action=w.action, phase=w.phase,
             stage=w.stage, reason=f"window {index}", max_loss=w.max_loss,
-            eval_at=[start + offset for offset in w.eval_at],
+            eval_at=[start + offset for offset in w.eval_at], keep=w.keep,
         )  # fmt: skip
 
 

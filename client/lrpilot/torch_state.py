@@ -36,6 +36,10 @@ def _to_cpu(value: Any) -> Any:
     return copy.deepcopy(value)
 
 
+#: The label of the one model a best-model store holds (``keep_best``; a store per slot).
+BEST_LABEL = -1
+
+
 class SnapshotStore(Protocol):
     """One snapshot slot per tuner: each stage overwrites the previous stage's snapshot."""
 

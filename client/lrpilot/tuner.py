@@ -29,7 +29,7 @@ from lrpilot.protocol import Decision, JobCreate, JobStatusUpdate, Schedule
 from lrpilot.retry import NO_RETRY
 from lrpilot.spool import Spool
 from lrpilot.spool import spool_dir as resolve_spool_dir
-from lrpilot.torch_state import SnapshotStore, Stateful, make_snapshots
+from lrpilot.torch_state import BEST_LABEL, SnapshotStore, Stateful, make_snapshots
 from lrpilot.transport import Transport, make_transport
 from lrpilot.window import StepBuffer, guard_limits
 
@@ -66,17 +66,27 @@ class Tuner(DecisionFollower):
         transport: Transport | None = None,
         retry_deadline_s: float = 30.0,
         snapshots: SnapshotStore | None = None,
+        best_snapshots: SnapshotStore | None = None,
         **config: Any,
     ) -> None:
         self.job = job
-        if val_fn is not None:  # a validation function is there to be used: score LRs on it
-            config.setdefault("objective", "val")
+        if val_fn is not None:  # a validation function is there to be used: score LRs on it, and
+            config.setdefault("objective", "val")  # end with the best model it measured
+            config.setdefault("keep_best", config["objective"] == "val")
         self.config = make_config(lr_min, lr_max, total_steps, config)
         self._create = JobCreate(name=job, config=self.config)
         self.retry_deadline_s = retry_deadline_s
         self.fallback_policy = FallbackPolicy()
         self._model, self._optimizer, self._val_fn = model, optimizer, val_fn
         self._snapshots = snapshots if snapshots is not None else make_snapshots(snapshot_dir, job)
+        self._best = (
+            best_snapshots if best_snapshots is not None else make_snapshots(snapshot_dir, f"{job}.best")
+        )
+        # validation losses as this client measured them: of the model it holds at the last window's
+        # end, and of the one in the best slot. A load must be backed by both (a save skipped in an
+        # outage leaves an older model in the slot, which must not replace a better last one).
+        self._held_val: float | None = None
+        self._best_val: float | None = None
         self._closed = self._done = self._in_fallback = self._step_warned = self._attached = False
         self._safe_lr = starting_lr(self.config)  # until a warmup/exploit LR is known
         self._lr = self._safe_lr
@@ -178,8 +188,12 @@ class Tuner(DecisionFollower):
             raise WiringError.no_model("bind() got an optimizer but model=None")
         self._model, self._optimizer = model, optimizer
         d = self._decision
-        if d.action == "snapshot" and len(self._buffer) == 0 and d.start_step == self._step:
-            self._snapshots.save(d.stage, self._step, model, optimizer)
+        if len(self._buffer) == 0 and d.start_step == self._step:
+            if d.keep == "save":
+                self._best.save(BEST_LABEL, self._step, model, optimizer)
+                self._best_val = self._held_val
+            if d.action == "snapshot":
+                self._snapshots.save(d.stage, self._step, model, optimizer)
         self._set_lr(self._lr)
 
     def schedule(self) -> Schedule:
@@ -227,6 +241,7 @@ class Tuner(DecisionFollower):
         if decision.phase in _SAFE_PHASES:
             self._safe_lr = buffer.lrs[-1]
         report, window = buffer.report(), decision.window
+        self._held_val = report.val_at_end()
         try:
             new = self._link.with_deadline(lambda: self._transport.report_window(self.job, window, report))
         except Exception as exc:  # the training loop never sees the service's problems
@@ -236,9 +251,19 @@ class Tuner(DecisionFollower):
         self._apply(new)
 
     def _apply(self, d: Decision) -> None:
-        """Act on a decision whose window starts now: snapshot/restore first, then the new LR."""
+        """Act on a decision whose window starts now: snapshot/restore first, then the new LR.
+
+        ``keep``: the best model is saved before the snapshot or restore (it is the model the last
+        window ended with, whose validation loss the service just read) and loaded after them.
+        """
         self._set_window(d)
+        due = d.start_step == self._step and self._model is not None
+        if d.keep == "save" and due:
+            self._best.save(BEST_LABEL, self._step, self._model, self._optimizer)
+            self._best_val = self._held_val
         if d.action == "done":
+            if d.keep == "load" and due:
+                self._load_best()
             self._set_lr(d.lr if self._step == self._origin else self._lr)  # keep the last LR used
             return
         if d.action in ("snapshot", "restore"):
@@ -256,10 +281,27 @@ class Tuner(DecisionFollower):
                     self._snapshots.save(d.stage, self._step, self._model, self._optimizer)
                 elif not self._snapshots.restore(d.stage, self._model, self._optimizer):
                     log.warning("lrpilot: no snapshot of stage %d to restore; training on from here", d.stage)
+        if d.keep == "load" and due:
+            self._load_best()
         if d.phase in _SAFE_PHASES:
             self._safe_lr = d.lr_at(d.start_step)
         # After a restore the optimizer's state dict has brought back an old LR: set the new one last.
         self._set_lr(d.lr_at(self._step))
+
+    def _load_best(self) -> None:
+        kept, last = self._best_val, self._held_val
+        if kept is None or last is None or not kept < last:
+            log.warning(
+                "lrpilot: the best model's validation loss (%s) is not known to be below the last "
+                "model's (%s) at step %d; keeping the last",
+                kept,
+                last,
+                self._step,
+            )
+        elif self._best.restore(BEST_LABEL, self._model, self._optimizer):
+            log.info("lrpilot: loaded the job's best model (validation loss %.4g, the last %.4g)", kept, last)
+        else:
+            log.warning("lrpilot: no best model was kept to load at step %d; keeping the last", self._step)
 
     def _set_window(self, d: Decision) -> None:
         """Pre-compute what the hot path reads, so a step costs no method call on the decision."""
@@ -319,4 +361,5 @@ class Tuner(DecisionFollower):
         self._in_fallback = False
         self._attached = True
         self._buffer.clear(self._step)
+        self._held_val = None  # the replayed windows' decisions were not followed: unknown
         self._apply(d)

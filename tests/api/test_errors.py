@@ -33,6 +33,13 @@ CASES: list[tuple[str, str, dict[str, Any], int, str]] = [
         422,
         "body.config: lr_min (0.1) must be smaller than lr_max (0.01)",
     ),
+    (
+        "POST",
+        "/v1/jobs",
+        {"json": {"name": "x", "config": {"keep_best": True}}},
+        422,
+        "body.config: keep_best needs objective='val' (pass a val_fn)",
+    ),
     ("POST", "/v1/jobs", {"json": {"name": "bad name"}}, 422, "body.name: must start with a letter"),
     (
         "POST",

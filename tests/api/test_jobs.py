@@ -87,3 +87,21 @@ def test_tenant_header_separates_jobs(api_client: TestClient) -> None:
     assert api_client.get("/v1/jobs/run").status_code == 404
     assert api_client.get("/v1/jobs/run", headers=headers).json()["tenant"] == "team-a"
     assert api_client.post("/v1/jobs", json={"name": "run", "config": CONFIG}).status_code == 201
+
+
+def test_keep_travels_only_to_jobs_that_asked_for_it(api_client: TestClient) -> None:
+    """A client from before ``keep`` forbids unknown fields: its decisions must not carry the key."""
+    val = {**CONFIG, "objective": "val", "probe": "none", "warmup_steps": 0}
+    for name, keep_best in (("old", False), ("new", True)):
+        decision = api_client.post(
+            "/v1/jobs", json={"name": name, "config": {**val, "keep_best": keep_best}}
+        ).json()["decision"]
+        seen = [decision]
+        while len(seen) < 3:  # the first try's end is measured: a new job's first best model
+            report = {**report_for(decision), "val_losses": {str(s): 1.0 for s in decision["eval_at"]}}
+            decision = api_client.post(f"/v1/jobs/{name}/windows/{decision['window']}", json=report).json()
+            seen.append(decision)
+        if keep_best:
+            assert any(d.get("keep") == "save" for d in seen), seen
+        else:
+            assert all("keep" not in d for d in seen)

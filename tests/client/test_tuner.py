@@ -163,3 +163,72 @@ def test_a_val_fn_makes_validation_loss_the_objective_unless_told_otherwise() ->
     )
     assert explicit.config.objective == "train"
     assert Tuner("m", transport=ScriptedTransport(PLAN), retry_deadline_s=0).config.objective == "train"
+
+
+def train_linear(
+    tuner: Tuner, model: torch.nn.Linear, optimizer: torch.optim.Optimizer, steps: int
+) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]:
+    """Train ``steps`` steps of a regression: the weights each step starts from, and those each
+    step's update left (before the tuner acted on its decision)."""
+    x, y = torch.randn(16, 3), torch.randn(16, 1)
+    start: dict[int, torch.Tensor] = {}
+    trained: dict[int, torch.Tensor] = {}
+    for step in range(steps):
+        start[step] = model.weight.detach().clone()
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        trained[step] = model.weight.detach().clone()
+        tuner.next_lr(step, loss)
+    start[steps] = model.weight.detach().clone()
+    return start, trained
+
+
+KEEP_PLAN = [
+    Window(4, 0.1, action="snapshot", phase="search", stage=0, eval_at=(3,)),
+    Window(4, 0.3, action="restore", phase="search", stage=0, eval_at=(3,), keep="save"),  # try 1's end
+    Window(4, 0.2, action="restore", phase="exploit", stage=0, eval_at=(3,)),
+]
+
+
+def keeping_tuner(vals: list[float]) -> tuple[Tuner, torch.nn.Linear, torch.optim.Optimizer]:
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
+    measured = iter(vals)
+    tuner = Tuner(
+        "j",
+        transport=ScriptedTransport(KEEP_PLAN, end_keep="load"),
+        model=model,
+        optimizer=optimizer,
+        val_fn=lambda: next(measured),
+        retry_deadline_s=0,
+    )
+    return tuner, model, optimizer
+
+
+def test_the_best_model_is_saved_before_the_action_and_loaded_at_the_end() -> None:
+    tuner, model, optimizer = keeping_tuner([0.5, 0.7, 0.9])
+    start, trained = train_linear(tuner, model, optimizer, 12)
+    assert torch.equal(start[4], start[0]) and torch.equal(start[8], start[0])  # the stage's restores
+    assert torch.equal(start[12], trained[3])  # the end loaded the model try 1 ended with
+    assert not torch.equal(trained[11], trained[3])
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(tuner.lr)  # the LR set after the load
+
+
+def test_a_load_not_backed_by_the_clients_own_measurements_keeps_the_last_model(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    tuner, model, optimizer = keeping_tuner([0.9, 0.7, 0.5])  # the kept model measured worse
+    with caplog.at_level(logging.WARNING, logger="lrpilot"):
+        start, trained = train_linear(tuner, model, optimizer, 12)
+    assert torch.equal(start[12], trained[11])
+    assert "keeping the last" in caplog.text
+
+
+def test_a_val_fn_turns_keep_best_on_unless_told_otherwise() -> None:
+    assert Tuner("j", transport=ScriptedTransport(PLAN), val_fn=lambda: 1.0).config.keep_best
+    off = Tuner("k", transport=ScriptedTransport(PLAN), val_fn=lambda: 1.0, keep_best=False)
+    assert not off.config.keep_best
+    assert not Tuner("l", transport=ScriptedTransport(PLAN)).config.keep_best

@@ -5,7 +5,8 @@ two-number tensor (the next LR, and whether anything else happened); only when s
 new decision, a snapshot, a restore) does a ``broadcast_object_list`` follow, so the per-step cost
 is one tiny collective next to DDP's gradient all-reduce, and the ranks can never disagree about
 when a window ended, even while rank 0 is in fallback.
-Every rank snapshots and restores its own replica, in memory, exactly when rank 0 did.
+Every rank snapshots and restores its own replica (and keeps its best model), in memory, exactly
+when rank 0 did.
 """
 
 from __future__ import annotations
@@ -22,22 +23,25 @@ from lrpilot.tuner import DecisionFollower, Tuner
 
 
 class _Recorder:
-    """A snapshot store that remembers what it was asked to do, for the followers to repeat."""
+    """A snapshot store that remembers what it was asked to do, for the followers to repeat.
 
-    def __init__(self, inner: SnapshotStore) -> None:
-        self.inner = inner
-        self.events: list[tuple[str, int]] = []
+    The stage snapshot's store and the best model's (``slot`` "best") append to one shared
+    ``events`` list, so the followers repeat both in the order rank ``src`` did them.
+    """
+
+    def __init__(self, inner: SnapshotStore, events: list[tuple[str, str, int]], slot: str) -> None:
+        self.inner, self.events, self.slot = inner, events, slot
 
     @property
     def stage(self) -> int | None:
         return self.inner.stage
 
     def save(self, stage: int, step: int, model: Stateful | None, optimizer: Stateful | None) -> None:
-        self.events.append(("snapshot", stage))
+        self.events.append((self.slot, "snapshot", stage))
         self.inner.save(stage, step, model, optimizer)
 
     def restore(self, stage: int, model: Stateful | None, optimizer: Stateful | None) -> bool:
-        self.events.append(("restore", stage))
+        self.events.append((self.slot, "restore", stage))
         return self.inner.restore(stage, model, optimizer)
 
 
@@ -70,16 +74,24 @@ class DistributedTuner(DecisionFollower):
         )
         self._packet = torch.zeros(2, dtype=torch.float64, device=self._device)
         self.tuner: Tuner | None = None
-        self._recorder: _Recorder | None = None
-        self._snapshots = MemorySnapshots()
+        self._events: list[tuple[str, str, int]] = []
+        self._stores = {"stage": MemorySnapshots(), "best": MemorySnapshots()}
         self._step = 0
         self._lr = 0.0
         failure: BaseException | None = None
         if self.rank == src:
-            self._recorder = _Recorder(tuner_kwargs.pop("snapshots", None) or MemorySnapshots())
+            stage = _Recorder(tuner_kwargs.pop("snapshots", None) or MemorySnapshots(), self._events, "stage")
+            best = _Recorder(
+                tuner_kwargs.pop("best_snapshots", None) or MemorySnapshots(), self._events, "best"
+            )
             try:
                 self.tuner = Tuner(
-                    job, model=model, optimizer=optimizer, snapshots=self._recorder, **tuner_kwargs
+                    job,
+                    model=model,
+                    optimizer=optimizer,
+                    snapshots=stage,
+                    best_snapshots=best,
+                    **tuner_kwargs,
                 )
             except BaseException as exc:  # the other ranks must hear about it, or they wait forever
                 failure = exc
@@ -95,10 +107,10 @@ class DistributedTuner(DecisionFollower):
             loss = float(total) / dist.get_world_size(self.group)
         self._step += 1
         changed = False
-        if self.tuner is not None and self._recorder is not None:
+        if self.tuner is not None:
             before = self.tuner.decision
             self.tuner.next_lr(step, loss, grad_norm)
-            changed = bool(self._recorder.events) or self.tuner.decision is not before
+            changed = bool(self._events) or self.tuner.decision is not before
             self._packet[0], self._packet[1] = self.tuner.lr, float(changed)
         dist.broadcast(self._packet, src=self.src, group=self.group)
         if bool(self._packet[1]):
@@ -124,20 +136,21 @@ class DistributedTuner(DecisionFollower):
     def _share(self, failure: BaseException | None) -> list[Any]:
         """Broadcast rank 0's failure, decision, LR and recorded events; followers replay the events."""
         payload: list[Any] = [failure, None, 0.0, [], 0]
-        if self.tuner is not None and self._recorder is not None:
-            payload = [failure, self.tuner.decision, self.tuner.lr, self._recorder.events, self.tuner.step]
-            self._recorder.events = []
+        if self.tuner is not None:
+            payload = [failure, self.tuner.decision, self.tuner.lr, list(self._events), self.tuner.step]
+            self._events.clear()
         dist.broadcast_object_list(payload, src=self.src, group=self.group)
         failure, decision, lr, events, step = payload
         if failure is not None:
             return payload
         self._decision, self._step = Decision.model_validate(decision), int(step)
         if self.tuner is None:
-            for action, stage in events:
+            for slot, action, stage in events:
+                store = self._stores[slot]
                 if action == "snapshot":
-                    self._snapshots.save(stage, step, self._model, self._optimizer)
+                    store.save(stage, step, self._model, self._optimizer)
                 else:
-                    self._snapshots.restore(stage, self._model, self._optimizer)
+                    store.restore(stage, self._model, self._optimizer)
         self._set_lr(lr)
         return payload
 

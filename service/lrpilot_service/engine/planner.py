@@ -13,8 +13,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from lrpilot.protocol import Action, Decision, Forecast, TunerConfig, WindowReport
-from lrpilot_service.engine import divergence, halving, health, overfit_stop
+from lrpilot.protocol import Action, Decision, Forecast, Keep, TunerConfig, WindowReport
+from lrpilot_service.engine import divergence, halving, health, keep_best, overfit_stop
 from lrpilot_service.engine.budget import Budget, resolve, sized_tau
 from lrpilot_service.engine.finish import planning_limit
 from lrpilot_service.engine.next_stage import BACKOFF, fallback_lr, plan_next, rise, try_segment
@@ -84,7 +84,8 @@ def advance(
     _check(st, awaited, report)
     st["window"] += 1
     action, reason, forecast = _absorb(st, config, budget, awaited, report)
-    return _emit(st, config, action, reason, forecast)
+    keep, kept = keep_best.after_report(st, config, report, action)
+    return _emit(st, config, action, reason + kept, forecast, keep)
 
 
 def _check(st: State, awaited: Decision, report: WindowReport) -> None:
@@ -322,7 +323,12 @@ def _outcome(forecast: Forecast) -> str:
 
 
 def _emit(
-    st: State, config: TunerConfig, action: Action, reason: str, forecast: Forecast | None = None
+    st: State,
+    config: TunerConfig,
+    action: Action,
+    reason: str,
+    forecast: Forecast | None = None,
+    keep: Keep | None = None,
 ) -> tuple[State, Decision]:
     """Write the decision for the awaited window into the state and return both."""
     seg, step, phase = st["segment"], st["next_step"], st["phase"]
@@ -348,6 +354,7 @@ def _emit(
         reason=reason,
         forecast=forecast,
         eval_at=eval_at,
+        keep=keep,
         max_loss=divergence.loss_threshold(st["ref_loss"], config.divergence_factor) if guarded else None,
         max_grad_norm=divergence.grad_threshold(st["recent_grads"]) if guarded else None,
     )

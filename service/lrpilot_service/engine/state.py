@@ -148,6 +148,7 @@ class State(TypedDict):
     stage_level: list[float] | None  # [mean, sd] of the losses just before the stage began
     overfit_windows: int  # exploit windows in a row above the stage's validation level
     best_val: list[float] | None  # the final hold's best model: [val, training loss, windows above]
+    kept_val: float | None  # the validation loss of the model in the client's best slot (keep_best)
 
 
 def new_state(tau: int) -> State:
@@ -186,6 +187,7 @@ def new_state(tau: int) -> State:
         "stage_level": None,
         "overfit_windows": 0,
         "best_val": None,
+        "kept_val": None,
     }
 
 
@@ -220,6 +222,7 @@ def copy_state(state: Mapping[str, Any]) -> State:
     copied.setdefault("overfit_windows", 0)  # a version-2 state from before the count: none counted
     copied.setdefault("last_spike", None)  # ... from before spikes were told from divergences
     copied.setdefault("best_val", None)  # ... from before the hold stopped early
+    copied.setdefault("kept_val", None)  # ... from before the job kept its best model
     return cast(State, copied)
 
 

@@ -39,11 +39,15 @@ def window_cap(st: State, config: TunerConfig) -> int:
 
 
 def eval_steps(st: State, config: TunerConfig) -> list[int]:
-    """Steps after which the client measures validation loss (val objective: tries, exploits)."""
-    if config.objective != "val" or st["phase"] not in ("search", "exploit"):
+    """Steps after which the client measures validation loss (val objective: tries, exploits, and
+    with ``keep_best`` the anneal's last step, so the final model can be compared with the best)."""
+    measured = ("search", "exploit", "anneal") if config.keep_best else ("search", "exploit")
+    if config.objective != "val" or st["phase"] not in measured:
         return []
     seg, first = st["segment"], st["next_step"]
     last = first + window_steps(seg, first, window_cap(st, config))
+    if st["phase"] == "anneal":
+        return [seg["end"] - 1] if first <= seg["end"] - 1 < last else []
     if st["phase"] == "exploit":  # the end of every (short) window
         return [last - 1]
     if seg["start"] < seg["hold"] < seg["end"]:  # a cooled try: its end is what it is scored on

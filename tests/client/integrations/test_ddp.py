@@ -16,9 +16,9 @@ from lrpilot.testing import ScriptedTransport, Window
 
 PLAN = [
     Window(4, 0.1, phase="exploit"),
-    Window(3, 0.3, action="snapshot", phase="search", stage=0),
-    Window(3, 0.2, action="restore", phase="search", stage=0),
-    Window(4, 0.05, action="restore", phase="exploit", stage=0, max_loss=1e9),
+    Window(3, 0.3, action="snapshot", phase="search", stage=0, eval_at=(2,)),
+    Window(3, 0.2, action="restore", phase="search", stage=0, keep="save"),  # keeps try 1's model
+    Window(4, 0.05, action="restore", phase="exploit", stage=0, max_loss=1e9, eval_at=(3,)),
 ]
 
 
@@ -29,11 +29,12 @@ def _worker(rank: int, port: int, out: str) -> None:
         torch.manual_seed(rank)  # different replicas: each must restore its own snapshot
         model = torch.nn.Linear(3, 1)
         optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
-        transport = ScriptedTransport(PLAN) if rank == 0 else None
+        transport = ScriptedTransport(PLAN, end_keep="load") if rank == 0 else None
         tuner = DistributedTuner(
-            "ddp", model, optimizer, transport=transport, retry_deadline_s=0, average_loss=True
-        )
-        lrs, weights = [], []
+            "ddp", model, optimizer, transport=transport, retry_deadline_s=0, average_loss=True,
+            val_fn=iter([0.5, 0.9]).__next__,  # rank 0 measures: try 1's end, then the last model
+        )  # fmt: skip
+        lrs, weights, trained = [], [], []
         for step in range(14):
             lrs.append(optimizer.param_groups[0]["lr"])
             weights.append(model.weight.detach().flatten().tolist())
@@ -41,10 +42,14 @@ def _worker(rank: int, port: int, out: str) -> None:
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            trained.append(model.weight.detach().flatten().tolist())
             tuner.next_lr(step, loss)
+        final = model.weight.detach().flatten().tolist()
         reported = sorted(transport.reports) if transport is not None else []
         Path(out, f"{rank}.json").write_text(
-            json.dumps({"lrs": lrs, "weights": weights, "reported": reported})
+            json.dumps(
+                {"lrs": lrs, "weights": weights, "trained": trained, "final": final, "reported": reported}
+            )
         )
         tuner.close()
     finally:
@@ -62,3 +67,5 @@ def test_two_ranks_follow_rank_zero(tmp_path: Path) -> None:
         assert rank["weights"][7] == rank["weights"][4] == rank["weights"][10]
         assert rank["weights"][8] != rank["weights"][4]
     assert ranks[0]["weights"][4] != ranks[1]["weights"][4]
+    for rank in ranks:  # ... and each ended with its own best model: the one try 1 ended with
+        assert rank["final"] == rank["trained"][6] != rank["trained"][13]

@@ -255,7 +255,11 @@ def write_report(
         "model's. Kept share: the share of the T steps in the final model's lineage (the range test, losing "
         "tries and rewound stages are not). LR choice x search cost x shape = the ratio to the best tuned "
         "schedule (bench/decompose.py): the best tuned shape at lrpilot's held LR against its grid optimum; "
-        "the same with only the kept steps; and what lrpilot's own schedule adds.",
+        "the same with only the kept steps; and what lrpilot's own schedule adds. lrpilot ends with the best "
+        "model it measured (keep_best), which on small data can be an early one: its kept share is then "
+        "small, and the search cost and shape factors carry that early stop between them. The column "
+        "\"/ tuned cosine's best checkpoint\" compares with the lowest point of the tuned cosine's own "
+        "validation curve (every T/20 steps), as if it had kept its best model too.",
         "",
         *(lrpilot or ["(not computed in quick mode)"]),
         "",

@@ -190,8 +190,7 @@ class Tuner(DecisionFollower):
         d = self._decision
         if len(self._buffer) == 0 and d.start_step == self._step:
             if d.keep == "save":
-                self._best.save(BEST_LABEL, self._step, model, optimizer)
-                self._best_val = self._held_val
+                self._save_best()
             if d.action == "snapshot":
                 self._snapshots.save(d.stage, self._step, model, optimizer)
         self._set_lr(self._lr)
@@ -259,8 +258,7 @@ class Tuner(DecisionFollower):
         self._set_window(d)
         due = d.start_step == self._step and self._model is not None
         if d.keep == "save" and due:
-            self._best.save(BEST_LABEL, self._step, self._model, self._optimizer)
-            self._best_val = self._held_val
+            self._save_best()
         if d.action == "done":
             if d.keep == "load" and due:
                 self._load_best()
@@ -287,6 +285,11 @@ class Tuner(DecisionFollower):
             self._safe_lr = d.lr_at(d.start_step)
         # After a restore the optimizer's state dict has brought back an old LR: set the new one last.
         self._set_lr(d.lr_at(self._step))
+
+    def _save_best(self) -> None:
+        """Copy the model as it stands (the last window's end) into the best slot, with its loss."""
+        self._best.save(BEST_LABEL, self._step, self._model, self._optimizer)
+        self._best_val = self._held_val
 
     def _load_best(self) -> None:
         kept, last = self._best_val, self._held_val

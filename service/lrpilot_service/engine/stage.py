@@ -10,7 +10,7 @@ import math
 from collections.abc import Sequence
 
 from lrpilot.protocol import Forecast, TunerConfig
-from lrpilot_service.engine import health
+from lrpilot_service.engine import health, rich_data
 from lrpilot_service.engine.budget import lr_of, x_of
 from lrpilot_service.engine.cooldown import cooled_score, cooled_validation
 from lrpilot_service.engine.forecast import LossForecast, forecast_loss
@@ -345,6 +345,8 @@ def conclude(state: State, config: TunerConfig, fallback_lr: float) -> tuple[flo
         lr = _shrunk(chosen, state["best_lr"] if search["kind"] == "refine" else None, share)
         if lr != chosen:
             why += f"; moved {share:.0%} of the way from lr={state['best_lr']:.3g} to lr={chosen:.3g}"
+        lr, larger = rich_data.raised(state, config, search, learned, lr)
+        why += larger
         last = search["try"]
         keep_going = last is not None and last["x"] == choice.x and learned[-1] is not None and lr == chosen
     summary["chosen_lr"] = lr

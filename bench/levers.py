@@ -250,6 +250,11 @@ LEVERS: dict[str, Lever] = {
     "anneal-cosine": _ablation("half-cosine anneal instead of linear", {"anneal": "cosine"}),
     "anneal-30": _ablation("anneal over the last 30% instead of 20%", {"anneal_fraction": 0.3}),
     "anneal-50": _ablation("anneal over the last 50%", {"anneal_fraction": 0.5}),
+    "warmup-val": _ablation(
+        "the warmup's last step is measured on validation loss: the first stage judges its tries "
+        "against it (by default against its worst try)",
+        patches={"lrpilot_service.engine.validation.WARMUP_VAL": True},
+    ),
     "rich-x2": _ablation(
         "a refinement whose stage starts with validation loss <= 1.1x the training loss holds twice "
         "its pick (at most its largest try that learned)",

@@ -206,6 +206,9 @@ def _absorb(
             return (*_back_off(st, config, budget, overfit, research=OVERFIT_RESEARCH), None)
     if verdict == "snapshot" and step < end:
         return "snapshot", why, None
+    if phase == "warmup" and config.objective == "val":  # validation.WARMUP_VAL: the first stage's level
+        value = last_validation(report)
+        st["last_val"] = st["last_val"] if value is None else value
     if step < end:
         return ("evaluate" if eval_steps(st, config) else "continue"), f"{phase} continues", None
     if phase == "exploit" and st["stage"] >= 0 and _stall_researches(st["stage"]):

@@ -27,6 +27,11 @@ OVERFIT_TOLERANCE = 0.03
 #: LR without the stage overfitting (friedman_mlp seed 4 backed off from lr=0.068 to 0.017 on one
 #: window 31% up, while the tuned cosine peaks at 0.32). Measured: docs/engine.md, round 7.
 OVERFIT_WINDOWS = 2
+#: Measure the warmup's last step too (lever ``warmup-val``, off), so the first stage has a level
+#: to judge its tries against, as later stages do. Without it a first stage scored on validation
+#: loss measures progress from its worst try: one bad try (lm_bytes seed 1: 3.21 against 2.54-2.57)
+#: made four tries 5x apart tie, and the largest, 5x the tuned LR, won.
+WARMUP_VAL = False
 
 
 def window_cap(st: State, config: TunerConfig) -> int:
@@ -40,13 +45,16 @@ def window_cap(st: State, config: TunerConfig) -> int:
 
 def eval_steps(st: State, config: TunerConfig) -> list[int]:
     """Steps after which the client measures validation loss (val objective: tries, exploits, and
-    with ``keep_best`` the anneal's last step, so the final model can be compared with the best)."""
+    with ``keep_best`` the anneal's last step, so the final model can be compared with the best;
+    with ``WARMUP_VAL`` the warmup's last step)."""
     measured = ("search", "exploit", "anneal") if config.keep_best else ("search", "exploit")
+    if WARMUP_VAL:
+        measured = (*measured, "warmup")
     if config.objective != "val" or st["phase"] not in measured:
         return []
     seg, first = st["segment"], st["next_step"]
     last = first + window_steps(seg, first, window_cap(st, config))
-    if st["phase"] == "anneal":
+    if st["phase"] in ("anneal", "warmup"):
         return [seg["end"] - 1] if first <= seg["end"] - 1 < last else []
     if st["phase"] == "exploit":  # the end of every (short) window
         return [last - 1]

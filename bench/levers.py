@@ -255,10 +255,11 @@ LEVERS: dict[str, Lever] = {
         "against it (by default against its worst try)",
         patches={"lrpilot_service.engine.validation.WARMUP_VAL": True},
     ),
-    "rich-x2": _ablation(
-        "a refinement whose stage starts with validation loss <= 1.1x the training loss holds twice "
-        "its pick (at most its largest try that learned)",
-        patches={"lrpilot_service.engine.rich_data.RICH_GAP": 1.1},
+    "no-rich": _ablation(
+        "a later stage holds its pick as it is, also where validation tracks training (by default a "
+        "stage that starts with validation loss <= 1.1x the training loss holds twice its pick, at "
+        "most its largest try that learned)",
+        patches={"lrpilot_service.engine.rich_data.RICH_GAP": None},
     ),
 }
 

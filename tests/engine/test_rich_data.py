@@ -33,15 +33,24 @@ def _refined(val: float, *, train: float = 1.0) -> tuple[float, str]:
 
 def test_a_job_that_does_not_memorise_holds_twice_its_pick(monkeypatch: pytest.MonkeyPatch) -> None:
     pick = 1e-4 * 1e4**0.2
-    assert _refined(1.0)[0] == pytest.approx(pick)  # off by default (lever rich-x2)
-    monkeypatch.setattr(rich_data, "RICH_GAP", 1.1)
     lr, why = _refined(1.05)  # validation within 10% of training: a long hold rewards a larger LR
     assert lr == pytest.approx(2 * pick) and "x2" in why
     assert _refined(1.5)[0] == pytest.approx(pick)  # memorising: the pick stands
+    monkeypatch.setattr(rich_data, "RICH_GAP", None)  # lever no-rich
+    assert _refined(1.0)[0] == pytest.approx(pick)
+
+
+def test_a_first_stage_or_a_train_objective_holds_its_pick() -> None:
+    pick = 1e-4 * 1e4**0.2
+    state = _state_with_tries([0.5, 0.2, 0.8], [0.50, 0.45, 1.60])
+    search = stage.searching(state)
+    search["kind"], search["sds"] = "first", [0.0] * 3
+    state.update({"stage_level": [1.0, 0.0], "stage_val": 1.0, "best_lr": None, "research": "no"})  # type: ignore[typeddict-item]
+    lr, _, _ = stage.conclude(state, TunerConfig(total_steps=1000, objective="val"), fallback_lr=1e-3)
+    assert lr == pytest.approx(pick)
 
 
 def test_a_raised_pick_never_passes_the_largest_try_that_learned(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(rich_data, "RICH_GAP", 1.1)
     monkeypatch.setattr(rich_data, "RICH_FACTOR", 100.0)
     lr, _ = _refined(1.0)
     assert lr == pytest.approx(1e-4 * 1e4**0.5)  # x = 0.8 made no progress: x = 0.5 is the cap

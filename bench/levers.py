@@ -261,6 +261,17 @@ LEVERS: dict[str, Lever] = {
         "most its largest try that learned)",
         patches={"lrpilot_service.engine.rich_data.RICH_GAP": None},
     ),
+    "rich-x3": _ablation(
+        "a later stage that tracks training holds three times its pick (by default twice), at most "
+        "its largest try that learned",
+        patches={"lrpilot_service.engine.rich_data.RICH_FACTOR": 3.0},
+    ),
+    "no-reach": _ablation(
+        "a later stage whose pick is its largest try holds that pick (by default, where validation "
+        "tracks training and nothing above the pick was tried, it holds twice the pick, rising to "
+        "it over half the exploitation, with a guard that lets a catapult pass)",
+        patches={"lrpilot_service.engine.rich_data.RICH_REACH": None},
+    ),
 }
 
 

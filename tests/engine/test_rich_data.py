@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import math
+from typing import cast
+
 import pytest
 
-from lrpilot.protocol import TunerConfig
-from lrpilot_service.engine import rich_data, stage
-from lrpilot_service.engine.state import SearchKind
+from lrpilot.protocol import Decision, TunerConfig, WindowReport
+from lrpilot_service.engine import advance, rich_data, stage
+from lrpilot_service.engine.state import SearchKind, State
+from tests.engine.test_planner import classic, exploit_with_val
 from tests.engine.test_stage import _state_with_tries
 
 #: The stage's pick below: x = 0.2 of the search's range [1e-4, 1].
@@ -41,3 +45,68 @@ def test_a_raised_pick_never_passes_the_largest_try_that_learned(monkeypatch: py
     monkeypatch.setattr(rich_data, "RICH_FACTOR", 100.0)
     lr, _ = _concluded(1.0)
     assert lr == pytest.approx(1e-4 * 1e4**0.5)  # x = 0.8 made no progress: x = 0.5 is the cap
+
+
+def _reach_concluded(ys: list[float], monkeypatch: pytest.MonkeyPatch, reach: float | None = 0.5) -> float:
+    """A stage that tracks training, with lever rich-reach (``reach``); tries at x = 0.5, 0.2, 0.8."""
+    monkeypatch.setattr(rich_data, "RICH_REACH", reach)
+    state = _state_with_tries([0.5, 0.2, 0.8], ys)
+    search = stage.searching(state)
+    search["kind"], search["sds"] = "refine", [0.0] * 3
+    state.update(
+        {"stage_level": [1.0, 0.0], "stage_val": 1.0, "best_lr": 1e-2, "research": "no"}  # type: ignore[typeddict-item]
+    )
+    lr, _, _ = stage.conclude(state, TunerConfig(total_steps=1000, objective="val"), fallback_lr=1e-3)
+    return lr
+
+
+def test_a_reach_doubles_a_pick_above_which_nothing_was_tried(monkeypatch: pytest.MonkeyPatch) -> None:
+    top = 1e-4 * 1e4**0.8
+    assert _reach_concluded([0.50, 0.55, 0.40], monkeypatch) == pytest.approx(2 * top)
+    # lever off: the pick is the largest try that learned, so the cap holds it where it is
+    assert _reach_concluded([0.50, 0.55, 0.40], monkeypatch, reach=None) == pytest.approx(top)
+
+
+def test_a_reach_never_goes_past_a_try_above_the_pick(monkeypatch: pytest.MonkeyPatch) -> None:
+    # x = 0.8 was tried and made no progress: the pick (x = 0.2) is raised at most to x = 0.5
+    monkeypatch.setattr(rich_data, "RICH_FACTOR", 100.0)
+    assert _reach_concluded([0.50, 0.45, 1.60], monkeypatch) == pytest.approx(1e-4 * 1e4**0.5)
+
+
+def test_an_exploitation_above_every_try_rises_to_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    tries = [{"lr": 0.1, "method": "cooldown"}, {"lr": 0.4, "method": "diverged"}]
+    state = cast(State, {"stages": [{"candidates": tries}], "tau": 200})
+    assert rich_data.reach_rise(state, 0.2, 0.1) == (100, 0.1)  # above 0.1, the largest finite try
+    assert rich_data.reach_rise(state, 0.1, 0.05) is None  # tried: no reach, no rise
+    monkeypatch.setattr(rich_data, "RICH_REACH", None)  # lever no-reach
+    assert rich_data.reach_rise(state, 0.2, 0.1) is None
+
+
+def test_a_reach_lets_a_catapult_pass_and_falls_back_to_its_largest_try(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = classic(total_steps=4000, candidates=3, objective="val", window_max=50)
+    state, decision = exploit_with_val(config)
+    tried = max(c["lr"] for c in state["stages"][-1]["candidates"] if c["method"] != "diverged")
+    state["segment"]["lr"] = state["segment"]["lr_end"] = 2 * tried  # exploiting above every try
+
+    def window(val: float, losses: list[float] | None = None) -> Decision:
+        nonlocal state
+        last = decision.start_step + decision.steps - 1
+        report = WindowReport(
+            start_step=decision.start_step,
+            losses=losses or [1.0] * decision.steps,
+            val_losses={} if losses else {last: val},
+        )
+        state, after = advance(config, state, report)
+        return after
+
+    decision = window(1.0)
+    ref = state["ref_loss"]
+    assert ref is not None and decision.max_grad_norm is None  # a catapult's gradients pass
+    assert decision.max_loss == pytest.approx(ref + (config.divergence_factor * 10 - 1) * abs(ref))
+    for val in (1.2, 1.25):  # validation rising while it climbs is the catapult, not overfitting
+        decision = window(val)
+        assert decision.action != "restore"
+    decision = window(1.0, losses=[1.0, math.inf])
+    assert decision.action == "restore" and decision.lr == pytest.approx(tried)  # not a quarter

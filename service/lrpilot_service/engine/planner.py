@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from lrpilot.protocol import Action, Decision, Forecast, Keep, TunerConfig, WindowReport
-from lrpilot_service.engine import divergence, halving, health, keep_best, overfit_stop
+from lrpilot_service.engine import divergence, halving, health, keep_best, overfit_stop, rich_data
 from lrpilot_service.engine.budget import Budget, resolve, sized_tau
 from lrpilot_service.engine.finish import planning_limit
 from lrpilot_service.engine.next_stage import BACKOFF, fallback_lr, plan_next, rise, try_segment
@@ -126,7 +126,7 @@ def _absorb(
         st["recent_grads"] = divergence.remember(st["recent_grads"], report.grad_norms)
     elif phase == "search" and st["ref_loss"] is None:
         st["ref_loss"] = divergence.reference_level(losses[: divergence.FIRST_TRY_REFERENCE_STEPS])
-    max_loss = divergence.loss_threshold(st["ref_loss"], config.divergence_factor)
+    max_loss = divergence.loss_threshold(st["ref_loss"], rich_data.guard_factor(st, config))
     stop = divergence.first_divergence(losses, report.grad_norms, max_loss, awaited.max_grad_norm)
     if phase in ("search", "exploit", "anneal"):  # the range test and the warmup stop on any trip
         stop, st["last_spike"] = divergence.spike_or_divergence(
@@ -174,7 +174,8 @@ def _absorb(
         already = step - started if keep_going else 0
         # the exploitation rises from the LR the model was last trained at: the try's, if it goes on
         trained_at = lr_at(st["segment"], max(started, step - 1)) if keep_going else search.get("from_lr")
-        rising = rise(config, search, trained_at, lr, exploit=True)
+        reach = rich_data.reach_rise(st, lr, trained_at)
+        rising = rise(config, search, trained_at, lr, exploit=True) or reach
         length = sized_tau(st["tau"], lr, search.get("from_lr"))
         set_segment(st, "exploit", step, step + max(1, length - already), lr, rise=rising)
         action: Action = "continue" if keep_going else "restore"
@@ -200,7 +201,7 @@ def _absorb(
     verdict, why = overfit_stop.watch(st, report, final=in_hold) if watched else (None, "")
     if verdict == "stop":
         return "restore", why + overfit_stop.stop(st, config, budget), None
-    if phase == "exploit" and config.objective == "val":
+    if phase == "exploit" and config.objective == "val" and not rich_data.reaching(st):
         overfit = _note_validation(st, report)
         if overfit is not None:
             return (*_back_off(st, config, budget, overfit, research=OVERFIT_RESEARCH), None)
@@ -292,8 +293,12 @@ def _back_off(
     choice itself failed, so the next stage searches its whole range again, below this LR.
     """
     seg, step = st["segment"], st["next_step"]
-    lr = max(config.lr_min, lr_at(seg, step) / BACKOFF)
-    st["best_lr"] = max(config.lr_min, (st["best_lr"] or lr) / BACKOFF)
+    proven = rich_data.proven(st)
+    if proven is not None:  # a reach above the tries failed: hold the largest try that learned
+        lr = st["best_lr"] = proven
+    else:
+        lr = max(config.lr_min, lr_at(seg, step) / BACKOFF)
+        st["best_lr"] = max(config.lr_min, (st["best_lr"] or lr) / BACKOFF)
     if research != "no":
         st["research"] = research
     rewind: Action = "restore" if st["stage"] >= 0 else "continue"
@@ -358,8 +363,12 @@ def _emit(
         forecast=forecast,
         eval_at=eval_at,
         keep=keep,
-        max_loss=divergence.loss_threshold(st["ref_loss"], config.divergence_factor) if guarded else None,
-        max_grad_norm=divergence.grad_threshold(st["recent_grads"]) if guarded else None,
+        max_loss=divergence.loss_threshold(st["ref_loss"], rich_data.guard_factor(st, config))
+        if guarded
+        else None,
+        max_grad_norm=divergence.grad_threshold(st["recent_grads"])
+        if guarded and not rich_data.reaching(st)
+        else None,
     )
     st["decision"] = decision.model_dump(mode="json")
     return st, decision

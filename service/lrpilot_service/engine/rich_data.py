@@ -1,4 +1,4 @@
-"""A larger hold where the model does not memorise (on by default; lever ``no-rich`` turns it off).
+"""A larger hold where the model does not memorise (on by default; levers ``no-rich``, ``no-reach``).
 
 Short tries understate what a larger LR gains over a long hold (short-horizon bias, Wu et al.
 2018). That gain is real where more steps keep paying and a cost where the model overfits, and the
@@ -9,9 +9,18 @@ that memorise (digits, cancer, diabetes).
 
 The rule: a later stage (a refinement, or a re-search of the whole range) of a job scored on
 validation loss, that started with validation at most ``RICH_GAP`` times training, holds
-``RICH_FACTOR`` times its pick, but never more than its largest try that learned. The cap is what
-a try proved from this very snapshot: an uncapped doubling of friedman's 0.1 diverged, with or
-without a rise to it.
+``RICH_FACTOR`` times its pick, but never more than its largest try that learned: a try above the
+pick that failed from this very snapshot is evidence against the larger LR.
+
+The reach (round 14): when nothing above the pick was tried in the stage, there is no such
+evidence, and the pick is raised all the same. The exploitation rises to it over ``RICH_REACH`` of
+its length, because a jump above every LR tried spikes the loss. A larger LR still spikes a few
+steps at a time and recovers (a catapult: friedman_mlp at 2x its pick reads 3-20x its loss for 1-5
+steps, then ends 2-4% lower), so in a reach the loss guard is ``REACH_GUARD`` times wider, the
+gradient-norm guard is off and a validation rise is not taken for overfitting; a lasting rise
+still fails the exploitation's worse-than-start check, and a non-finite loss still diverges. A reach
+that fails falls back to the largest try that did not diverge, which the tries proved, not to a
+quarter of the raised LR.
 """
 
 from __future__ import annotations
@@ -26,8 +35,14 @@ from lrpilot_service.engine.state import SearchState, State
 #: None: off. Measured on 10 paired seeds (docs/engine.md, round 13): lm_bytes 1.045 -> 1.030 of the
 #: tuned cosine, teacher_cnn 1.013 -> 1.018, the other six workloads unchanged run for run.
 RICH_GAP: float | None = 1.1
-#: How far the pick is raised, at most to the largest try that learned.
+#: How far the pick is raised, at most to the largest try that learned (lever ``rich-x3``: 3).
 RICH_FACTOR = 2.0
+#: The reach's rise, as a share of the exploitation (None: no reach, lever ``no-reach``).
+RICH_REACH: float | None = 0.5
+#: In a reach, the loss guard is this many times the usual ``divergence_factor``.
+REACH_GUARD = 10.0
+#: LRs within this relative distance are the same LR (a stage summary rounds nothing, but be safe).
+_SAME = 1e-4
 
 
 def _does_not_memorise(state: State, config: TunerConfig) -> bool:
@@ -46,12 +61,48 @@ def raised(
     """The LR a later stage holds, and why when it differs from its pick ``lr``."""
     if search["kind"] not in ("refine", "all") or not _does_not_memorise(state, config):
         return lr, ""
-    safe = [
-        lr_of(x, search["low"], search["high"])
-        for x, y in zip(search["xs"], learned, strict=True)
-        if y is not None
-    ]
+    tried = [lr_of(x, search["low"], search["high"]) for x in search["xs"]]
+    safe = [x for x, y in zip(tried, learned, strict=True) if y is not None]
     higher = min(lr * RICH_FACTOR, max(safe, default=lr))
+    if RICH_REACH is not None and max(tried, default=lr) <= lr * (1 + _SAME):
+        higher = min(lr * RICH_FACTOR, config.lr_max)  # nothing above the pick was tried: reach
     if higher <= lr:
         return lr, ""
     return higher, f"; x{higher / lr:.3g} (validation tracks training: a long hold rewards more)"
+
+
+def _largest_finite_try(state: State) -> float | None:
+    """The largest LR the current stage tried without diverging."""
+    if not state["stages"]:
+        return None
+    finite = [c["lr"] for c in state["stages"][-1]["candidates"] if c["method"] != "diverged"]
+    return max(finite, default=None)
+
+
+def reach_rise(state: State, lr: float, from_lr: float | None) -> tuple[int, float] | None:
+    """The rise of an exploitation at ``lr`` from ``from_lr``: over ``RICH_REACH`` of the stage's
+    length when ``lr`` lies above every try that did not diverge (a reach), else None."""
+    top = _largest_finite_try(state)
+    if RICH_REACH is None or from_lr is None or top is None or lr <= max(from_lr, top * (1 + _SAME)):
+        return None
+    steps = round(RICH_REACH * state["tau"])
+    return (steps, from_lr) if steps > 0 else None
+
+
+def proven(state: State) -> float | None:
+    """In a reach (exploiting above every try that did not diverge), the largest such try: what a
+    failed reach falls back to. None outside a reach."""
+    top = _largest_finite_try(state)
+    if RICH_REACH is None or state["phase"] != "exploit" or top is None:
+        return None
+    return top if state["segment"]["lr"] > top * (1 + _SAME) else None
+
+
+def reaching(state: State) -> bool:
+    """Exploiting above every try of the stage that did not diverge (a catapult may follow)."""
+    return proven(state) is not None
+
+
+def guard_factor(state: State, config: TunerConfig) -> float:
+    """The loss guard's multiple of recent losses: ``REACH_GUARD`` times wider in a reach."""
+    return config.divergence_factor * (REACH_GUARD if reaching(state) else 1.0)

@@ -47,14 +47,16 @@ def test_a_raised_pick_never_passes_the_largest_try_that_learned(monkeypatch: py
     assert lr == pytest.approx(1e-4 * 1e4**0.5)  # x = 0.8 made no progress: x = 0.5 is the cap
 
 
-def _reach_concluded(ys: list[float], monkeypatch: pytest.MonkeyPatch, reach: float | None = 0.5) -> float:
+def _reach_concluded(
+    ys: list[float], monkeypatch: pytest.MonkeyPatch, reach: float | None = 0.5, kind: SearchKind = "refine"
+) -> float:
     """A stage that tracks training, with lever rich-reach (``reach``); tries at x = 0.5, 0.2, 0.8."""
     monkeypatch.setattr(rich_data, "RICH_REACH", reach)
     state = _state_with_tries([0.5, 0.2, 0.8], ys)
     search = stage.searching(state)
-    search["kind"], search["sds"] = "refine", [0.0] * 3
+    search["kind"], search["sds"] = kind, [0.0] * 3
     state.update(
-        {"stage_level": [1.0, 0.0], "stage_val": 1.0, "best_lr": 1e-2, "research": "no"}  # type: ignore[typeddict-item]
+        {"stage_level": [1.0, 0.0], "stage_val": 1.0, "best_lr": 1e-2, "research": "no", "bracket": None}  # type: ignore[typeddict-item]
     )
     lr, _, _ = stage.conclude(state, TunerConfig(total_steps=1000, objective="val"), fallback_lr=1e-3)
     return lr
@@ -110,3 +112,9 @@ def test_a_reach_lets_a_catapult_pass_and_falls_back_to_its_largest_try(
         assert decision.action != "restore"
     decision = window(1.0, losses=[1.0, math.inf])
     assert decision.action == "restore" and decision.lr == pytest.approx(tried)  # not a quarter
+
+
+def test_a_stage_that_learned_nothing_never_reaches(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a re-search of the whole range in which no try made progress on the level 1.0 takes its
+    # largest try that did not fail, and holds it as it is
+    assert _reach_concluded([1.2, 1.3, 1.1], monkeypatch, kind="all") == pytest.approx(1e-4 * 1e4**0.8)

@@ -64,7 +64,8 @@ def raised(
     tried = [lr_of(x, search["low"], search["high"]) for x in search["xs"]]
     safe = [x for x, y in zip(tried, learned, strict=True) if y is not None]
     higher = min(lr * RICH_FACTOR, max(safe, default=lr))
-    if RICH_REACH is not None and max(tried, default=lr) <= lr * (1 + _SAME):
+    learned_pick = max(safe, default=0.0) * (1 + _SAME) >= lr  # a stage that learned nothing: no reach
+    if RICH_REACH is not None and learned_pick and max(tried, default=lr) <= lr * (1 + _SAME):
         higher = min(lr * RICH_FACTOR, config.lr_max)  # nothing above the pick was tried: reach
     if higher <= lr:
         return lr, ""

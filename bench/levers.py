@@ -272,6 +272,11 @@ LEVERS: dict[str, Lever] = {
         "it over half the exploitation, with a guard that lets a catapult pass)",
         patches={"lrpilot_service.engine.rich_data.RICH_REACH": None},
     ),
+    "reach-free-only": _ablation(
+        "the reach only where nothing above the pick was tried (by default also below a try above "
+        "it that diverged, at most halfway to it)",
+        patches={"lrpilot_service.engine.rich_data.REACH_BELOW_DIVERGED": False},
+    ),
 }
 
 

@@ -8,7 +8,7 @@ from typing import cast
 import pytest
 
 from lrpilot.protocol import Decision, TunerConfig, WindowReport
-from lrpilot_service.engine import advance, rich_data, stage
+from lrpilot_service.engine import advance, overfit_stop, rich_data, stage
 from lrpilot_service.engine.state import SearchKind, State
 from tests.engine.test_planner import classic, exploit_with_val
 from tests.engine.test_stage import _state_with_tries
@@ -118,3 +118,47 @@ def test_a_stage_that_learned_nothing_never_reaches(monkeypatch: pytest.MonkeyPa
     # a re-search of the whole range in which no try made progress on the level 1.0 takes its
     # largest try that did not fail, and holds it as it is
     assert _reach_concluded([1.2, 1.3, 1.1], monkeypatch, kind="all") == pytest.approx(1e-4 * 1e4**0.8)
+
+
+def test_a_reach_goes_at_most_halfway_to_a_try_above_that_diverged(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rich_data, "RICH_FACTOR", 100.0)
+    diverged = 1e-4 * 1e4**0.8  # x = 0.8 diverged: a jump from the snapshot, which a rise need not be
+    assert _reach_concluded([0.40, 0.45, None], monkeypatch) == pytest.approx(math.sqrt(1e-2 * diverged))
+    monkeypatch.setattr(rich_data, "REACH_BELOW_DIVERGED", False)  # lever reach-free-only
+    assert _reach_concluded([0.40, 0.45, None], monkeypatch) == pytest.approx(1e-2)
+
+
+def _reaching(config: TunerConfig) -> tuple[State, Decision, float]:
+    """A val job exploiting twice its largest try (flat losses at 1.0 so far)."""
+    state, decision = exploit_with_val(config)
+    tried = max(c["lr"] for c in state["stages"][-1]["candidates"] if c["method"] != "diverged")
+    state["segment"]["lr"] = state["segment"]["lr_end"] = 2 * tried
+    return state, decision, tried
+
+
+def test_a_reach_is_judged_after_its_rise_and_a_failed_one_searches_no_more() -> None:
+    config = classic(total_steps=4000, candidates=3, objective="val", window_max=50)
+    state, decision, tried = _reaching(config)
+    state["stage_level"] = [1.0, 0.01]  # the stage started at 1.0
+    state["segment"]["rise"] = decision.start_step + 10_000  # still rising
+    worse = WindowReport(start_step=decision.start_step, losses=[1.5] * decision.steps)
+    state, decision = advance(config, state, worse)
+    assert decision.action != "restore"  # a catapult in the rise is no stall
+    state["segment"]["rise"] = decision.start_step  # risen
+    worse = WindowReport(start_step=decision.start_step, losses=[1.5] * decision.steps)
+    state, decision = advance(config, state, worse)
+    assert decision.action == "restore" and "above the stage's starting level" in decision.reason
+    assert decision.lr == pytest.approx(tried) and state["research"] == "no"
+
+
+def test_a_reach_is_not_ended_by_the_overfit_stop(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = classic(total_steps=4000, candidates=3, objective="val", window_max=50)
+    monkeypatch.setattr(overfit_stop, "holding", lambda *args: True)
+    monkeypatch.setattr(overfit_stop, "watch", lambda *args, **kwargs: ("stop", "memorising; "))
+    report = WindowReport  # the same flat window in and out of a reach
+    state, decision, _ = _reaching(config)
+    _, after = advance(config, state, report(start_step=decision.start_step, losses=[1.0] * decision.steps))
+    assert after.action != "restore"
+    state, decision = exploit_with_val(config)  # at an LR a try proved: the stop stands
+    _, after = advance(config, state, report(start_step=decision.start_step, losses=[1.0] * decision.steps))
+    assert after.action == "restore" and "memorising" in after.reason

@@ -186,7 +186,9 @@ def _absorb(
         return (*_back_off(st, config, budget, f"{why} in {phase}; "), None)
     if phase == "exploit" and st["stage"] >= 0:
         failing = health.dead_gradients(report.grad_norms, st["grad_norms"]["mean"])
-        worse = health.worse_than_start(losses, _level(st))
+        worse = (
+            None if rich_data.rising(st, report.start_step) else health.worse_than_start(losses, _level(st))
+        )
         if failing is None and worse is not None:
             if not _backed_off(st):
                 failing = worse
@@ -199,7 +201,7 @@ def _absorb(
     in_hold = overfit_stop.holding(st, config, budget)
     watched = in_hold or overfit_stop.tracking(st, config)
     verdict, why = overfit_stop.watch(st, report, final=in_hold) if watched else (None, "")
-    if verdict == "stop":
+    if verdict == "stop" and not rich_data.reaching(st):  # a catapult's validation is no memorising
         return "restore", why + overfit_stop.stop(st, config, budget), None
     if phase == "exploit" and config.objective == "val" and not rich_data.reaching(st):
         overfit = _note_validation(st, report)
@@ -294,8 +296,9 @@ def _back_off(
     """
     seg, step = st["segment"], st["next_step"]
     proven = rich_data.proven(st)
-    if proven is not None:  # a reach above the tries failed: hold the largest try that learned
+    if proven is not None:  # a reach above the tries failed: hold the largest try, search no more
         lr = st["best_lr"] = proven
+        research = "no"
     else:
         lr = max(config.lr_min, lr_at(seg, step) / BACKOFF)
         st["best_lr"] = max(config.lr_min, (st["best_lr"] or lr) / BACKOFF)

@@ -13,18 +13,22 @@ validation loss, that started with validation at most ``RICH_GAP`` times trainin
 pick that failed from this very snapshot is evidence against the larger LR.
 
 The reach (round 14): when nothing above the pick was tried in the stage, there is no such
-evidence, and the pick is raised all the same. The exploitation rises to it over ``RICH_REACH`` of
-its length, because a jump above every LR tried spikes the loss. A larger LR still spikes a few
-steps at a time and recovers (a catapult: friedman_mlp at 2x its pick reads 3-20x its loss for 1-5
-steps, then ends 2-4% lower), so in a reach the loss guard is ``REACH_GUARD`` times wider, the
-gradient-norm guard is off and a validation rise is not taken for overfitting; a lasting rise
-still fails the exploitation's worse-than-start check, and a non-finite loss still diverges. A reach
-that fails falls back to the largest try that did not diverge, which the tries proved, not to a
-quarter of the raised LR.
+evidence, and the pick is raised all the same; when the nearest try above it diverged (a jump
+from the snapshot, which a rise need not repeat), it is raised at most halfway to that try in
+log-LR. The exploitation rises to it over ``RICH_REACH`` of its length, because a jump above
+every LR tried spikes the loss. A larger LR still spikes a few steps at a time and recovers (a
+catapult: friedman_mlp at 2x its pick reads 3-20x its loss for 1-5 steps, then ends 2-4% lower).
+So in a reach the loss guard is ``REACH_GUARD`` times wider, the gradient-norm guard is off, and
+neither a validation rise (overfitting, the overfit stop) nor, during the rise, a training loss
+above the stage's start ends it. A lasting rise after the rise still fails the worse-than-start
+check, and a non-finite loss still diverges. A reach that fails falls back to the largest try
+that did not diverge, which the tries proved, and searches no more: not a quarter of the raised
+LR and a re-search, as a failed choice gets.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from lrpilot.protocol import TunerConfig
@@ -39,6 +43,8 @@ RICH_GAP: float | None = 1.1
 RICH_FACTOR = 2.0
 #: The reach's rise, as a share of the exploitation (None: no reach, lever ``no-reach``).
 RICH_REACH: float | None = 0.5
+#: ... also when the nearest try above the pick diverged: at most halfway to it, in log-LR.
+REACH_BELOW_DIVERGED = True
 #: In a reach, the loss guard is this many times the usual ``divergence_factor``.
 REACH_GUARD = 10.0
 #: LRs within this relative distance are the same LR (a stage summary rounds nothing, but be safe).
@@ -65,8 +71,11 @@ def raised(
     safe = [x for x, y in zip(tried, learned, strict=True) if y is not None]
     higher = min(lr * RICH_FACTOR, max(safe, default=lr))
     learned_pick = max(safe, default=0.0) * (1 + _SAME) >= lr  # a stage that learned nothing: no reach
-    if RICH_REACH is not None and learned_pick and max(tried, default=lr) <= lr * (1 + _SAME):
+    above = sorted((x, y) for x, y in zip(tried, search["ys"], strict=True) if x > lr * (1 + _SAME))
+    if RICH_REACH is not None and learned_pick and not above:
         higher = min(lr * RICH_FACTOR, config.lr_max)  # nothing above the pick was tried: reach
+    elif RICH_REACH is not None and learned_pick and above[0][1] is None and REACH_BELOW_DIVERGED:
+        higher = min(lr * RICH_FACTOR, math.sqrt(lr * above[0][0]), config.lr_max)
     if higher <= lr:
         return lr, ""
     return higher, f"; x{higher / lr:.3g} (validation tracks training: a long hold rewards more)"
@@ -102,6 +111,11 @@ def proven(state: State) -> float | None:
 def reaching(state: State) -> bool:
     """Exploiting above every try of the stage that did not diverge (a catapult may follow)."""
     return proven(state) is not None
+
+
+def rising(state: State, start_step: int) -> bool:
+    """A window that starts inside a reach's rise: its losses may sit above the stage's start."""
+    return reaching(state) and start_step < state["segment"].get("rise", 0)
 
 
 def guard_factor(state: State, config: TunerConfig) -> float:

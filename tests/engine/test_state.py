@@ -38,3 +38,8 @@ def test_new_state_has_every_key_and_copies_refuse_other_versions() -> None:
 def test_a_state_written_before_the_overfit_count_loads_with_none_counted() -> None:
     older = {k: v for k, v in new_state(100).items() if k != "overfit_windows"}
     assert copy_state(older)["overfit_windows"] == 0
+
+
+def test_a_state_written_before_the_reach_loads_with_none_reached() -> None:
+    older = {k: v for k, v in new_state(100).items() if k != "reach"}
+    assert copy_state(older)["reach"] is None

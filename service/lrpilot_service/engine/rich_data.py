@@ -21,9 +21,10 @@ catapult: friedman_mlp at 2x its pick reads 3-20x its loss for 1-5 steps, then e
 So in a reach the loss guard is ``REACH_GUARD`` times wider, the gradient-norm guard is off, and
 neither a validation rise (overfitting, the overfit stop) nor, during the rise, a training loss
 above the stage's start ends it. A lasting rise after the rise still fails the worse-than-start
-check, and a non-finite loss still diverges. A reach that fails falls back to the largest try
-that did not diverge, which the tries proved, and searches no more: not a quarter of the raised
-LR and a re-search, as a failed choice gets.
+check, and a non-finite loss still diverges. A reach that fails falls back to the pick, which the
+tries proved, and searches no more: not a quarter of the raised LR and a re-search, as a failed
+choice gets. The pick is recorded in the state (``reach``), so only a reach gets these guards (a
+refinement that learned nothing keeps the LR it refined, which may also lie above its tries).
 """
 
 from __future__ import annotations
@@ -64,7 +65,11 @@ def _does_not_memorise(state: State, config: TunerConfig) -> bool:
 def raised(
     state: State, config: TunerConfig, search: SearchState, learned: Sequence[float | None], lr: float
 ) -> tuple[float, str]:
-    """The LR a later stage holds, and why when it differs from its pick ``lr``."""
+    """The LR a later stage holds, and why when it differs from its pick ``lr``.
+
+    Records a reach in ``state["reach"]`` (the pick), and clears the last stage's.
+    """
+    state["reach"] = None
     if search["kind"] not in ("refine", "all") or not _does_not_memorise(state, config):
         return lr, ""
     tried = [lr_of(x, search["low"], search["high"]) for x in search["xs"]]
@@ -78,38 +83,34 @@ def raised(
         higher = min(lr * RICH_FACTOR, math.sqrt(lr * above[0][0]), config.lr_max)
     if higher <= lr:
         return lr, ""
+    if higher > max(safe, default=lr) * (1 + _SAME):  # above every try that learned: a reach
+        state["reach"] = lr
     return higher, f"; x{higher / lr:.3g} (validation tracks training: a long hold rewards more)"
-
-
-def _largest_finite_try(state: State) -> float | None:
-    """The largest LR the current stage tried without diverging."""
-    if not state["stages"]:
-        return None
-    finite = [c["lr"] for c in state["stages"][-1]["candidates"] if c["method"] != "diverged"]
-    return max(finite, default=None)
 
 
 def reach_rise(state: State, lr: float, from_lr: float | None) -> tuple[int, float] | None:
     """The rise of an exploitation at ``lr`` from ``from_lr``: over ``RICH_REACH`` of the stage's
-    length when ``lr`` lies above every try that did not diverge (a reach), else None."""
-    top = _largest_finite_try(state)
-    if RICH_REACH is None or from_lr is None or top is None or lr <= max(from_lr, top * (1 + _SAME)):
+    length when the stage reached above its tries to ``lr``, else None."""
+    if RICH_REACH is None or from_lr is None or proven(state, lr) is None or lr <= from_lr:
         return None
     steps = round(RICH_REACH * state["tau"])
     return (steps, from_lr) if steps > 0 else None
 
 
-def proven(state: State) -> float | None:
-    """In a reach (exploiting above every try that did not diverge), the largest such try: what a
-    failed reach falls back to. None outside a reach."""
-    top = _largest_finite_try(state)
-    if RICH_REACH is None or state["phase"] != "exploit" or top is None:
+def proven(state: State, lr: float | None = None) -> float | None:
+    """In a reach (exploiting above the pick it raised), that pick: what a failed reach falls back
+    to, since the tries proved it. None outside a reach. ``lr``: the LR held (default: the
+    exploitation's)."""
+    pick = state["reach"]
+    if lr is None:
+        lr = state["segment"]["lr"] if state["phase"] == "exploit" else None
+    if RICH_REACH is None or pick is None or lr is None:
         return None
-    return top if state["segment"]["lr"] > top * (1 + _SAME) else None
+    return pick if lr > pick * (1 + _SAME) else None
 
 
 def reaching(state: State) -> bool:
-    """Exploiting above every try of the stage that did not diverge (a catapult may follow)."""
+    """Exploiting above the pick a reach raised (a catapult may follow)."""
     return proven(state) is not None
 
 

@@ -149,6 +149,7 @@ class State(TypedDict):
     overfit_windows: int  # exploit windows in a row above the stage's validation level
     best_val: list[float] | None  # the final hold's best model: [val, training loss, windows above]
     kept_val: float | None  # the validation loss of the model in the client's best slot (keep_best)
+    reach: float | None  # the pick a reach raised (rich_data.py): held above it, fallen back to
 
 
 def new_state(tau: int) -> State:
@@ -188,6 +189,7 @@ def new_state(tau: int) -> State:
         "overfit_windows": 0,
         "best_val": None,
         "kept_val": None,
+        "reach": None,
     }
 
 
@@ -223,6 +225,7 @@ def copy_state(state: Mapping[str, Any]) -> State:
     copied.setdefault("last_spike", None)  # ... from before spikes were told from divergences
     copied.setdefault("best_val", None)  # ... from before the hold stopped early
     copied.setdefault("kept_val", None)  # ... from before the job kept its best model
+    copied.setdefault("reach", None)  # ... from before a stage could reach above its tries
     return cast(State, copied)
 
 

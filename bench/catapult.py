@@ -17,20 +17,19 @@ from __future__ import annotations
 import argparse
 import copy
 import math
-import statistics
 import sys
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from bench.methods import optimizer_for
 from bench.workloads import WORKLOADS, Workload
 from lrpilot.protocol import TunerConfig
+from lrpilot_service.engine import divergence
 
 #: The last share of the budget anneals linearly to zero (as lrpilot's finish does by default).
 ANNEAL_SHARE = 0.2
-#: Losses and gradient norms before the branch that set the guards (as the engine keeps them).
-GUARD_LOSSES, GUARD_GRADS, GRAD_FACTOR = 16, 32, 10.0
 
 
 @dataclass(frozen=True)
@@ -48,7 +47,7 @@ class Branch:
 def _step(
     workload: Workload, model: nn.Module, opt: torch.optim.Optimizer, idx: torch.Tensor, lr: float
 ) -> tuple[float, float]:
-    """One SGD step at ``lr``; returns the minibatch loss before it and the gradient norm."""
+    """One optimiser step at ``lr``; returns the minibatch loss before it and the gradient norm."""
     data = workload.data()
     for group in opt.param_groups:
         group["lr"] = lr
@@ -58,13 +57,6 @@ def _step(
     norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), float("inf")))
     opt.step()
     return float(loss.detach()), norm
-
-
-def _optimizer(workload: Workload, model: nn.Module, lr: float) -> torch.optim.Optimizer:
-    if workload.family == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=workload.weight_decay)
-    momentum = 0.9 if workload.family == "sgd" else 0.0
-    return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=workload.weight_decay)
 
 
 def branches(
@@ -84,21 +76,22 @@ def branches(
     total = total or workload.budget(quick=False)
     batches = workload.batch_indices(seed, total)
     model = workload.model(seed)
-    opt = _optimizer(workload, model, base)
+    opt = optimizer_for(workload, model.parameters(), base)
     losses, grads = [], []
     for i in range(branch_at):
         loss, norm = _step(workload, model, opt, batches[i], base * min(1.0, (i + 1) / max(1, warmup)))
         losses.append(loss)
         grads.append(norm)
-    max_loss = TunerConfig().divergence_factor * max(losses[-GUARD_LOSSES:])
-    max_grad = GRAD_FACTOR * statistics.median(grads[-GUARD_GRADS:])
+    # the engine's own guards, from the losses and gradient norms it keeps before a stage
+    max_loss = divergence.loss_threshold(divergence.reference_level(losses), TunerConfig().divergence_factor)
+    max_grad = divergence.grad_threshold(grads[-divergence.HISTORY :])
     remaining = total - branch_at
     anneal_from = remaining - round(ANNEAL_SHARE * remaining)
     out = []
     for target in targets:
         for rise in rises:
             m = copy.deepcopy(model)
-            o = _optimizer(workload, m, base)
+            o = optimizer_for(workload, m.parameters(), base)
             o.load_state_dict(opt.state_dict())  # the optimizer's state too (momentum, moments)
             spells = longest = run = 0
             peak = 0.0
@@ -110,7 +103,7 @@ def branches(
                 else:
                     lr = target * (remaining - j) / (remaining - anneal_from)
                 loss, norm = _step(workload, m, o, batches[branch_at + j], lr)
-                past = not (loss <= max_loss and norm <= max_grad)  # NaN counts as past
+                past = not (loss <= (max_loss or math.inf) and norm <= (max_grad or math.inf))  # NaN: past
                 run = run + 1 if past else 0
                 spells += run == 1
                 longest = max(longest, run)

@@ -18,7 +18,7 @@ import io
 import math
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from unittest import mock
@@ -288,6 +288,14 @@ class TunerDriver(Driver):
         }
 
 
+def optimizer_for(workload: Workload, params: Iterable[nn.Parameter], lr: float) -> torch.optim.Optimizer:
+    """The workload's optimiser family at ``lr``: AdamW, SGD with momentum 0.9, or plain SGD."""
+    if workload.family == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=workload.weight_decay)
+    momentum = 0.9 if workload.family == "sgd" else 0.0
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=workload.weight_decay)
+
+
 def build(workload: Workload, spec: RunSpec, model: nn.Module) -> Driver:
     """The optimiser and driver for a method; the workload fixes the optimiser family."""
     params = list(model.parameters())
@@ -308,13 +316,7 @@ def build(workload: Workload, spec: RunSpec, model: nn.Module) -> Driver:
         with contextlib.redirect_stdout(io.StringIO()):  # it prints its weight-decay mode
             prodigy = Prodigy(params, lr=1.0, weight_decay=wd)
         return ProdigyDriver(prodigy, spec)
-    lr0 = spec.peak_lr if spec.peak_lr is not None else workload.default_lr
-    opt: torch.optim.Optimizer
-    if workload.family == "adamw":
-        opt = torch.optim.AdamW(params, lr=lr0, weight_decay=wd)
-    else:
-        momentum = 0.9 if workload.family == "sgd" else 0.0
-        opt = torch.optim.SGD(params, lr=lr0, momentum=momentum, weight_decay=wd)
+    opt = optimizer_for(workload, params, spec.peak_lr if spec.peak_lr is not None else workload.default_lr)
     method = tuner_method(spec.method)
     if method is not None:
         return TunerDriver(opt, spec, model, method, val_fn=lambda: _validation_loss(workload, model))

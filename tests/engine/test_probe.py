@@ -44,6 +44,29 @@ def test_bracket_tops_out_near_the_minimum_and_below_the_edge() -> None:
     assert found.low == pytest.approx(found.high / 10**DECADES)
 
 
+def floor_curve(noise: float, seed: int) -> list[float]:
+    """Falls from 2.0 at lr 1e-4 to 0.5 at lr 1e-2, then a floor, flat but for minibatch noise,
+    up to lr 1 (a byte-level LM's range test: its minimum lies anywhere on the floor)."""
+    rng = np.random.default_rng(seed)
+    return [
+        min(2.0, max(0.5, 2.0 - 0.75 * math.log10(probe_lr(i, STEPS, LO, HI) / 1e-4))) + noise * rng.normal()
+        for i in range(STEPS)
+    ]
+
+
+def test_the_top_is_read_at_the_knee_where_the_floor_starts() -> None:
+    dipped = floor_curve(0.0, 0)
+    for i in range(52, 57):  # the floor's lowest stretch, at lr ~0.1-0.3, far from its start
+        dipped[i] -= 0.02
+    found = bracket(dipped, STEPS, LO, HI, diverged_at=None)
+    assert 1e-2 <= found.high <= 2.5e-2  # twice the knee (~6e-3), not twice the dip's lr (~0.4)
+
+
+def test_a_noisy_floor_gives_the_same_bracket_on_every_seed() -> None:
+    tops = [bracket(floor_curve(0.05, seed), STEPS, LO, HI, diverged_at=None).high for seed in range(10)]
+    assert max(tops) / min(tops) < 3.0  # the minimum's position on the floor spread 10x and more
+
+
 def test_edge_caps_the_top_when_the_loss_climbs_back_steeply() -> None:
     found = bracket(curve(1e-4, 1e-2, 1.2e-2), STEPS, LO, HI, diverged_at=None)
     assert found.high <= 1.6e-2

@@ -242,9 +242,10 @@ LEVERS: dict[str, Lever] = {
         patches={"lrpilot_service.engine.overfit_stop.EVERY_EXPLOIT": True},
     ),
     "r2": _ablation("2 tries in later stages instead of 3 (less search)", {"refine_candidates": 2}),
-    "probe-minimum": _ablation(
-        "the bracket's top at twice the range test's minimum, not its knee (the rule until round 15)",
-        patches={"lrpilot_service.engine.probe.KNEE_SHARE": None},
+    "probe-knee": _ablation(
+        "the bracket's top at twice the range test's knee (within 10% of the minimum's drop), not "
+        "its minimum",
+        patches={"lrpilot_service.engine.probe.KNEE_SHARE": 0.1},
     ),
     "r4": _ablation("4 tries in later stages instead of 3 (the 4th placed by BO)", {"refine_candidates": 4}),
     "r5": _ablation("5 tries in later stages instead of 3", {"refine_candidates": 5}),

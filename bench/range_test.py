@@ -4,9 +4,9 @@ The measurement behind the knee (docs/engine.md, round 15). For each workload an
 engine's range test is replayed from the initial weights: the LR rises geometrically from
 ``lr_min`` to ``lr_max`` over the probe's steps (``budget.resolve``'s length), and the sweep stops
 at the engine's loss guard (``divergence_factor`` times the largest recent loss) or a non-finite
-loss. Its losses are then read by ``probe.bracket`` twice: with the knee (today's rule: the top at
-twice the first LR whose smoothed loss is within ``KNEE_SHARE`` of the drop of its minimum) and
-with the minimum (the rule until round 15: twice the LR at the smoothed minimum).
+loss. Its losses are then read by ``probe.bracket`` twice: with the minimum (the default: the top
+at twice the LR of the smoothed minimum) and with the knee (lever ``probe-knee``: twice the first
+LR whose smoothed loss is within ``KNEE`` of the drop of its minimum).
 
 Per workload it prints the geometric mean of the bracket's top under each rule, its spread over
 seeds (the standard deviation of log10 of the top, in decades), and the tuned cosine's peak LR
@@ -31,6 +31,8 @@ from lrpilot.protocol import TunerConfig
 from lrpilot_service.engine import divergence, probe
 from lrpilot_service.engine.budget import resolve
 
+#: The knee's share of the drop (lever ``probe-knee``).
+KNEE = 0.1
 #: The tuned cosine's peak LR per workload (docs/benchmarks.md, 5 seeds, wide range grid).
 TUNED_COSINE = {
     "digits_mlp": 0.01,
@@ -88,7 +90,9 @@ def tops(workload: str, seed: int) -> Tops:
 
     with mock.patch.object(probe, "KNEE_SHARE", None):
         minimum = top()
-    return Tops(knee=top(), minimum=minimum)
+    with mock.patch.object(probe, "KNEE_SHARE", KNEE):
+        knee = top()
+    return Tops(knee=knee, minimum=minimum)
 
 
 def spread(values: list[float]) -> tuple[float, float]:

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from lrpilot_service.engine import probe
 from lrpilot_service.engine.probe import DECADES, bracket, probe_lr
 
 STEPS = 60
@@ -54,7 +55,14 @@ def floor_curve(noise: float, seed: int) -> list[float]:
     ]
 
 
-def test_the_top_is_read_at_the_knee_where_the_floor_starts() -> None:
+@pytest.fixture
+def knee(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The knee rule (lever ``probe-knee``), off by default."""
+    monkeypatch.setattr(probe, "KNEE_SHARE", 0.1)
+
+
+@pytest.mark.usefixtures("knee")
+def test_the_knee_reads_the_top_where_the_floor_starts() -> None:
     dipped = floor_curve(0.0, 0)
     for i in range(52, 57):  # the floor's lowest stretch, at lr ~0.1-0.3, far from its start
         dipped[i] -= 0.02
@@ -62,9 +70,17 @@ def test_the_top_is_read_at_the_knee_where_the_floor_starts() -> None:
     assert 1e-2 <= found.high <= 2.5e-2  # twice the knee (~6e-3), not twice the dip's lr (~0.4)
 
 
-def test_a_noisy_floor_gives_the_same_bracket_on_every_seed() -> None:
+@pytest.mark.usefixtures("knee")
+def test_with_the_knee_a_noisy_floor_gives_the_same_bracket_on_every_seed() -> None:
     tops = [bracket(floor_curve(0.05, seed), STEPS, LO, HI, diverged_at=None).high for seed in range(10)]
     assert max(tops) / min(tops) < 3.0  # the minimum's position on the floor spread 10x and more
+
+
+def test_by_default_the_top_is_read_at_the_minimum_even_on_a_floor() -> None:
+    dipped = floor_curve(0.0, 0)
+    for i in range(52, 57):
+        dipped[i] -= 0.02
+    assert bracket(dipped, STEPS, LO, HI, diverged_at=None).high > 0.2  # twice the dip's lr
 
 
 def test_edge_caps_the_top_when_the_loss_climbs_back_steeply() -> None:

@@ -11,14 +11,15 @@ minimum, on every workload. The minimum alone is no estimate (the ratio spans 2.
 data that overfits wants far smaller LRs), but the bracket narrows the range the stage search
 must cover, and it excludes the top of a wide range where a network dies without a NaN.
 
-The bracket's top is read at the knee, not at the minimum (round 15): twice the first LR whose
-smoothed loss is within ``KNEE_SHARE`` of the drop of the minimum. Past the knee, many curves
-have a floor that is flat but for minibatch noise, and where on it the minimum falls is chance:
-the byte-level LM's floor spans lr 0.02-0.5, and over 10 seeds its bracket's top spread 0.51
-decades (0.016 to 0.63) read at the minimum, 0.16 read at the knee (``python -m
-bench.range_test``). The whole search followed that top: the held LR was about a twentieth of
-it, and lm_bytes went from 1.028 to 1.005 of the tuned cosine (10 seeds). Where the curve has a
-sharp minimum, the knee is one or two of the test's steps below it.
+The knee (round 15, off: lever ``probe-knee``) reads the top at twice the first LR whose
+smoothed loss is within ``KNEE_SHARE`` of the drop of the minimum. Past the knee, some curves have
+a floor that is flat but for noise, and where on it the minimum falls is chance: the byte-level
+LM's floor spans lr 0.02-0.5, and over 10 seeds its bracket's top spread 0.51 decades read at the
+minimum, 0.16 at the knee (``python -m bench.range_test``). The held LR followed that top, and
+with the knee lm_bytes went from 1.028 to 1.005 of the tuned cosine (10 seeds). But where the
+loss keeps falling until the edge of stability (SGD on a linear regression,
+``tests/engine/test_scenarios.py``), the minimum is real and the best constant LR lies near it:
+with the knee the second stage chose up to 19x below that LR. So the minimum stays the default.
 
 The bracket spans 2 decades, not the 3 that hold every workload's optimum: over 10 paired
 seeds the first stage's 5 tries then land on the LRs that most workloads want (aggregate 1.037 ->
@@ -37,11 +38,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: The bracket's top is the LR at the knee times this, capped by the edge.
+#: The bracket's top is the LR at the smoothed minimum times this, capped by the edge.
 TOP_FACTOR = 2.0
-#: The knee: the first LR whose smoothed loss is within this share of the drop of the minimum.
-#: None: the minimum itself (the rule until round 15; lever ``probe-minimum``).
-KNEE_SHARE: float | None = 0.1
+#: The knee: the first LR whose smoothed loss is within this share of the drop of the minimum,
+#: read instead of the minimum. None (the default): the minimum (lever ``probe-knee``: 0.1).
+KNEE_SHARE: float | None = None
 #: The bracket spans this many decades below its top.
 DECADES = 2.0
 #: Past the minimum, the loss climbing back this share of the way to its starting level is the edge.

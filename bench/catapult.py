@@ -44,7 +44,7 @@ class Branch:
     peak: float  # the highest loss among them (0 when none)
 
 
-def _step(
+def train_step(
     workload: Workload, model: nn.Module, opt: torch.optim.Optimizer, idx: torch.Tensor, lr: float
 ) -> tuple[float, float]:
     """One optimiser step at ``lr``; returns the minibatch loss before it and the gradient norm."""
@@ -79,7 +79,7 @@ def branches(
     opt = optimizer_for(workload, model.parameters(), base)
     losses, grads = [], []
     for i in range(branch_at):
-        loss, norm = _step(workload, model, opt, batches[i], base * min(1.0, (i + 1) / max(1, warmup)))
+        loss, norm = train_step(workload, model, opt, batches[i], base * min(1.0, (i + 1) / max(1, warmup)))
         losses.append(loss)
         grads.append(norm)
     # the engine's own guards, from the losses and gradient norms it keeps before a stage
@@ -102,7 +102,7 @@ def branches(
                     lr = target
                 else:
                     lr = target * (remaining - j) / (remaining - anneal_from)
-                loss, norm = _step(workload, m, o, batches[branch_at + j], lr)
+                loss, norm = train_step(workload, m, o, batches[branch_at + j], lr)
                 past = not (loss <= (max_loss or math.inf) and norm <= (max_grad or math.inf))  # NaN: past
                 run = run + 1 if past else 0
                 spells += run == 1

@@ -25,6 +25,7 @@ from unittest import mock
 
 import torch
 
+from bench.catapult import train_step
 from bench.methods import optimizer_for
 from bench.workloads import WORKLOADS
 from lrpilot.protocol import TunerConfig
@@ -58,20 +59,15 @@ def sweep(workload: str, seed: int, config: TunerConfig) -> tuple[list[float], i
     """The range test's losses from the initial weights, its length, and where the guard stopped it."""
     torch.set_num_threads(1)
     w = WORKLOADS[workload]
-    data = w.data()
     steps = resolve(config).probe_steps
     model = w.model(seed)
     opt = optimizer_for(w, model.parameters(), config.lr_min)
     batches = w.batch_indices(seed, steps)
     losses: list[float] = []
     for i in range(steps):
-        for group in opt.param_groups:
-            group["lr"] = probe.probe_lr(i, steps, config.lr_min, config.lr_max)
-        loss = w.loss(model, data.train_x[batches[i]], data.train_y[batches[i]])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()  # type: ignore[no-untyped-call]
-        opt.step()
-        value = float(loss.detach())
+        value, _ = train_step(
+            w, model, opt, batches[i], probe.probe_lr(i, steps, config.lr_min, config.lr_max)
+        )
         reference = divergence.reference_level(losses)
         threshold = divergence.loss_threshold(reference, config.divergence_factor)
         if not math.isfinite(value) or (threshold is not None and value > threshold):

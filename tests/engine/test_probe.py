@@ -55,6 +55,14 @@ def floor_curve(noise: float, seed: int) -> list[float]:
     ]
 
 
+def dipped_floor() -> list[float]:
+    """A floor whose lowest stretch, at lr ~0.1-0.3, lies far from its start (lr ~6e-3)."""
+    dipped = floor_curve(0.0, 0)
+    for i in range(52, 57):
+        dipped[i] -= 0.02
+    return dipped
+
+
 @pytest.fixture
 def knee(monkeypatch: pytest.MonkeyPatch) -> None:
     """The knee rule (lever ``probe-knee``), off by default."""
@@ -63,10 +71,7 @@ def knee(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.usefixtures("knee")
 def test_the_knee_reads_the_top_where_the_floor_starts() -> None:
-    dipped = floor_curve(0.0, 0)
-    for i in range(52, 57):  # the floor's lowest stretch, at lr ~0.1-0.3, far from its start
-        dipped[i] -= 0.02
-    found = bracket(dipped, STEPS, LO, HI, diverged_at=None)
+    found = bracket(dipped_floor(), STEPS, LO, HI, diverged_at=None)
     assert 1e-2 <= found.high <= 2.5e-2  # twice the knee (~6e-3), not twice the dip's lr (~0.4)
 
 
@@ -77,10 +82,7 @@ def test_with_the_knee_a_noisy_floor_gives_the_same_bracket_on_every_seed() -> N
 
 
 def test_by_default_the_top_is_read_at_the_minimum_even_on_a_floor() -> None:
-    dipped = floor_curve(0.0, 0)
-    for i in range(52, 57):
-        dipped[i] -= 0.02
-    assert bracket(dipped, STEPS, LO, HI, diverged_at=None).high > 0.2  # twice the dip's lr
+    assert bracket(dipped_floor(), STEPS, LO, HI, diverged_at=None).high > 0.2  # twice the dip's lr
 
 
 def test_edge_caps_the_top_when_the_loss_climbs_back_steeply() -> None:

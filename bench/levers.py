@@ -243,9 +243,14 @@ LEVERS: dict[str, Lever] = {
     ),
     "r2": _ablation("2 tries in later stages instead of 3 (less search)", {"refine_candidates": 2}),
     "probe-knee": _ablation(
-        "the bracket's top at twice the range test's knee (within 10% of the minimum's drop), not "
-        "its minimum",
-        patches={"lrpilot_service.engine.probe.KNEE_SHARE": 0.1},
+        "the bracket's top at twice the range test's knee (the first LR within 10% of the "
+        "minimum's drop), not the centre of its floor",
+        patches={"lrpilot_service.engine.probe.TOP_AT": "knee"},
+    ),
+    "probe-minimum": _ablation(
+        "the bracket's top at twice the range test's minimum (before round 16), not the centre of "
+        "its floor (the LRs within 10% of the minimum's drop)",
+        patches={"lrpilot_service.engine.probe.TOP_AT": "minimum"},
     ),
     "r4": _ablation("4 tries in later stages instead of 3 (the 4th placed by BO)", {"refine_candidates": 4}),
     "r5": _ablation("5 tries in later stages instead of 3", {"refine_candidates": 5}),

@@ -4,9 +4,10 @@ The measurement behind the knee (docs/engine.md, round 15). For each workload an
 engine's range test is replayed from the initial weights: the LR rises geometrically from
 ``lr_min`` to ``lr_max`` over the probe's steps (``budget.resolve``'s length), and the sweep stops
 at the engine's loss guard (``divergence_factor`` times the largest recent loss) or a non-finite
-loss. Its losses are then read by ``probe.bracket`` twice: with the minimum (the default: the top
-at twice the LR of the smoothed minimum) and with the knee (lever ``probe-knee``: twice the first
-LR whose smoothed loss is within ``KNEE`` of the drop of its minimum).
+loss. Its losses are then read by ``probe.bracket`` three ways (``probe.TOP_AT``): at the centre of
+the curve's floor (the default since round 16: twice the geometric centre of the LRs whose
+smoothed loss is within ``probe.FLOOR_SHARE`` of the drop of its minimum), at the floor's first LR
+(the knee, lever ``probe-knee``), and at the minimum (lever ``probe-minimum``).
 
 Per workload it prints the geometric mean of the bracket's top under each rule, its spread over
 seeds (the standard deviation of log10 of the top, in decades), and the tuned cosine's peak LR
@@ -20,7 +21,6 @@ import argparse
 import math
 import statistics
 import sys
-from dataclasses import dataclass
 from unittest import mock
 
 import torch
@@ -32,8 +32,8 @@ from lrpilot.protocol import TunerConfig
 from lrpilot_service.engine import divergence, probe
 from lrpilot_service.engine.budget import resolve
 
-#: The knee's share of the drop (lever ``probe-knee``).
-KNEE = 0.1
+#: The rules compared, as ``probe.TOP_AT`` names them.
+RULES = ("floor", "knee", "minimum")
 #: The tuned cosine's peak LR per workload (docs/benchmarks.md, 5 seeds, wide range grid).
 TUNED_COSINE = {
     "digits_mlp": 0.01,
@@ -45,14 +45,6 @@ TUNED_COSINE = {
     "teacher_cnn": 0.03,
     "friedman_mlp": 0.316,
 }
-
-
-@dataclass(frozen=True)
-class Tops:
-    """One range test's bracket top under each rule."""
-
-    knee: float
-    minimum: float
 
 
 def sweep(workload: str, seed: int, config: TunerConfig) -> tuple[list[float], int, int | None]:
@@ -76,19 +68,15 @@ def sweep(workload: str, seed: int, config: TunerConfig) -> tuple[list[float], i
     return losses, steps, None
 
 
-def tops(workload: str, seed: int) -> Tops:
-    """The bracket's top for one seed, read with the knee and with the minimum."""
+def tops(workload: str, seed: int) -> dict[str, float]:
+    """The bracket's top for one seed, read by each rule."""
     config = TunerConfig(total_steps=WORKLOADS[workload].budget(quick=False))
     losses, steps, stopped = sweep(workload, seed, config)
-
-    def top() -> float:
-        return probe.bracket(losses, steps, config.lr_min, config.lr_max, diverged_at=stopped).high
-
-    with mock.patch.object(probe, "KNEE_SHARE", None):
-        minimum = top()
-    with mock.patch.object(probe, "KNEE_SHARE", KNEE):
-        knee = top()
-    return Tops(knee=knee, minimum=minimum)
+    found = {}
+    for rule in RULES:
+        with mock.patch.object(probe, "TOP_AT", rule):
+            found[rule] = probe.bracket(losses, steps, config.lr_min, config.lr_max, diverged_at=stopped).high
+    return found
 
 
 def spread(values: list[float]) -> tuple[float, float]:
@@ -102,21 +90,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workloads", default=",".join(WORKLOADS))
     p.add_argument("--seeds", type=int, default=10)
     args = p.parse_args(argv)
-    print(
-        "| workload | tuned cosine LR | top, knee (geo. mean) | spread, knee (decades) "
-        "| top, minimum (geo. mean) | spread, minimum (decades) |"
-    )
-    print("|---|---|---|---|---|---|")
+    heads = " | ".join(f"top, {rule} (geo. mean) | spread, {rule} (decades)" for rule in RULES)
+    print(f"| workload | tuned cosine LR | {heads} |")
+    print("|---|---" + "|---|---" * len(RULES) + "|")
     for workload in (w for w in args.workloads.split(",") if w):
         found = [tops(workload, seed) for seed in range(args.seeds)]
-        knee, knee_sd = spread([t.knee for t in found])
-        low, low_sd = spread([t.minimum for t in found])
-        tuned = TUNED_COSINE.get(workload)
-        print(
-            f"| {workload} | {tuned if tuned is not None else '-'} | {knee:.3g} | {knee_sd:.2f} "
-            f"| {low:.3g} | {low_sd:.2f} |",
-            flush=True,
-        )
+        cells = " | ".join("{:.3g} | {:.2f}".format(*spread([t[rule] for t in found])) for rule in RULES)
+        tuned = TUNED_COSINE.get(workload, "-")
+        print(f"| {workload} | {tuned} | {cells} |", flush=True)
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -63,26 +64,62 @@ def dipped_floor() -> list[float]:
     return dipped
 
 
+def falling_to_the_edge(noise: float, seed: int) -> list[float]:
+    """Falls slowly from lr 1e-5 until the test stops at the edge, lr 0.1 (SGD on a linear
+    regression: the minimum is real, and the best LR lies near it)."""
+    rng = np.random.default_rng(seed)
+    lrs = [lr for lr in (probe_lr(i, STEPS, LO, HI) for i in range(STEPS)) if lr < 0.1]
+    return [2.0 - 0.375 * max(0.0, math.log10(lr / 1e-5)) + noise * rng.normal() for lr in lrs]
+
+
+def top(losses: list[float], stopped: int | None = None) -> float:
+    return bracket(losses, STEPS, LO, HI, diverged_at=stopped).high
+
+
 @pytest.fixture
 def knee(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The knee rule (lever ``probe-knee``), off by default."""
-    monkeypatch.setattr(probe, "KNEE_SHARE", 0.1)
+    """The knee rule (lever ``probe-knee``)."""
+    monkeypatch.setattr(probe, "TOP_AT", "knee")
+
+
+@pytest.fixture
+def minimum(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The minimum rule (lever ``probe-minimum``, the default before round 16)."""
+    monkeypatch.setattr(probe, "TOP_AT", "minimum")
+
+
+def test_the_top_is_read_at_the_centre_of_a_floor() -> None:
+    # the floor spans lr ~6e-3 (its knee) to 1: twice its centre, not twice the dip's lr (~0.2)
+    assert 0.1 <= top(dipped_floor()) <= 0.2
+
+
+def test_a_noisy_floor_gives_the_same_bracket_on_every_seed() -> None:
+    tops = [top(floor_curve(0.05, seed)) for seed in range(10)]
+    assert max(tops) / min(tops) < 1.5  # read at the minimum, the top spread 40x (lr 0.025-1)
+
+
+def test_a_loss_that_falls_until_the_edge_is_read_near_its_minimum() -> None:
+    for seed in range(10):
+        losses = falling_to_the_edge(0.05, seed)
+        with mock.patch.object(probe, "TOP_AT", "minimum"):
+            at_minimum = top(losses, len(losses))
+        assert top(losses, len(losses)) >= at_minimum / 1.3  # the knee reads up to 2.5x below it
 
 
 @pytest.mark.usefixtures("knee")
 def test_the_knee_reads_the_top_where_the_floor_starts() -> None:
-    found = bracket(dipped_floor(), STEPS, LO, HI, diverged_at=None)
-    assert 1e-2 <= found.high <= 2.5e-2  # twice the knee (~6e-3), not twice the dip's lr (~0.4)
+    assert 1e-2 <= top(dipped_floor()) <= 2.5e-2  # twice the knee (~6e-3)
 
 
 @pytest.mark.usefixtures("knee")
 def test_with_the_knee_a_noisy_floor_gives_the_same_bracket_on_every_seed() -> None:
-    tops = [bracket(floor_curve(0.05, seed), STEPS, LO, HI, diverged_at=None).high for seed in range(10)]
-    assert max(tops) / min(tops) < 3.0  # the minimum's position on the floor spread 10x and more
+    tops = [top(floor_curve(0.05, seed)) for seed in range(10)]
+    assert max(tops) / min(tops) < 3.0
 
 
-def test_by_default_the_top_is_read_at_the_minimum_even_on_a_floor() -> None:
-    assert bracket(dipped_floor(), STEPS, LO, HI, diverged_at=None).high > 0.2  # twice the dip's lr
+@pytest.mark.usefixtures("minimum")
+def test_the_minimum_reads_the_top_at_the_dip_of_a_floor() -> None:
+    assert top(dipped_floor()) > 0.2  # twice the dip's lr
 
 
 def test_edge_caps_the_top_when_the_loss_climbs_back_steeply() -> None:

@@ -11,15 +11,17 @@ minimum, on every workload. The minimum alone is no estimate (the ratio spans 2.
 data that overfits wants far smaller LRs), but the bracket narrows the range the stage search
 must cover, and it excludes the top of a wide range where a network dies without a NaN.
 
-The knee (round 15, off: lever ``probe-knee``) reads the top at twice the first LR whose
-smoothed loss is within ``KNEE_SHARE`` of the drop of the minimum. Past the knee, some curves have
-a floor that is flat but for noise, and where on it the minimum falls is chance: the byte-level
-LM's floor spans lr 0.02-0.5, and over 10 seeds its bracket's top spread 0.51 decades read at the
-minimum, 0.16 at the knee (``python -m bench.range_test``). The held LR followed that top, and
-with the knee lm_bytes went from 1.028 to 1.005 of the tuned cosine (10 seeds). But where the
-loss keeps falling until the edge of stability (SGD on a linear regression,
-``tests/engine/test_scenarios.py``), the minimum is real and the best constant LR lies near it:
-with the knee the second stage chose up to 19x below that LR. So the minimum stays the default.
+Where on the curve the top is read (round 16): at the geometric centre of its floor, the LRs
+whose smoothed loss lies within ``FLOOR_SHARE`` of the drop of the minimum. Some curves end in a
+floor that is flat but for noise, and where on it the lowest point falls is chance: the byte-level
+LM's floor spans lr 0.02-0.5, and over 10 seeds its top spread 0.51 decades read at the minimum,
+0.21 at the floor's centre (``python -m bench.range_test``). The held LR follows the top: lm_bytes
+went from 1.033 to 1.014 of the tuned cosine (10 seeds), and every workload is within 2% of it on
+5 seeds (docs/engine.md, round 16). Where the loss keeps falling until the edge of stability (SGD
+on a linear regression, ``tests/engine/test_scenarios.py``), the floor is a narrow band at the
+minimum, and the stages chose within 1.6x of the best constant LR (3.6x read at the minimum). The
+floor's first LR (the knee, lever ``probe-knee``) steadies the LM too, but there reads far below a
+real minimum (up to 19x below the best LR, round 15).
 
 The bracket spans 2 decades, not the 3 that hold every workload's optimum: over 10 paired
 seeds the first stage's 5 tries then land on the LRs that most workloads want (aggregate 1.037 ->
@@ -35,14 +37,17 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
-#: The bracket's top is the LR at the smoothed minimum times this, capped by the edge.
+#: The bracket's top is the LR read on the smoothed curve times this, capped by the edge.
 TOP_FACTOR = 2.0
-#: The knee: the first LR whose smoothed loss is within this share of the drop of the minimum,
-#: read instead of the minimum. None (the default): the minimum (lever ``probe-knee``: 0.1).
-KNEE_SHARE: float | None = None
+#: Where the top is read: the geometric centre of the floor, the floor's first LR (the knee,
+#: lever ``probe-knee``) or the minimum (lever ``probe-minimum``, the rule before round 16).
+TOP_AT: Literal["floor", "knee", "minimum"] = "floor"
+#: The floor: the LRs, from the curve's fall to its edge, within this share of the drop of the minimum.
+FLOOR_SHARE = 0.1
 #: The bracket spans this many decades below its top.
 DECADES = 2.0
 #: Past the minimum, the loss climbing back this share of the way to its starting level is the edge.
@@ -76,6 +81,16 @@ def _smooth(values: Sequence[float], half_width: int) -> np.ndarray:
     return np.array([np.median(v[max(0, i - half_width) : i + half_width + 1]) for i in range(len(v))])
 
 
+def _floor(s: np.ndarray, i_min: int, edge: int | None, band: float) -> tuple[int, int]:
+    """The first and last steps, on either side of the minimum ``i_min`` and before the ``edge``,
+    whose smoothed loss lies within ``band`` of the minimum's (the minimum itself always does)."""
+    level = s[i_min] + band
+    first = next(i for i in range(i_min + 1) if s[i] <= level)
+    stop = len(s) if edge is None else min(edge, len(s))
+    last = max(i for i in range(i_min, stop) if s[i] <= level)
+    return first, last
+
+
 def bracket(
     losses: Sequence[float], steps: int, lr_min: float, lr_max: float, *, diverged_at: int | None
 ) -> Bracket:
@@ -107,11 +122,12 @@ def bracket(
     lr_at_min = probe_lr(i_min, steps, lr_min, lr_max)
     fell = f"{drop / abs(start):.0%}" if start else f"by {drop * top:.3g}"  # a loss that starts at 0
     why = f"range test: loss fell {fell} to its minimum at lr {lr_at_min:.3g}"
-    high = lr_at_min * TOP_FACTOR
-    if KNEE_SHARE is not None:  # i_min itself qualifies, so there is always a knee
-        knee = next(i for i in range(i_min + 1) if s[i] <= s[i_min] + KNEE_SHARE * drop)
-        high = probe_lr(knee, steps, lr_min, lr_max) * TOP_FACTOR
-        why += f", knee at lr {high / TOP_FACTOR:.3g}"
+    first, last = (probe_lr(i, steps, lr_min, lr_max) for i in _floor(s, i_min, edge, FLOOR_SHARE * drop))
+    at = {"minimum": lr_at_min, "knee": first, "floor": math.sqrt(first * last)}[TOP_AT]
+    if TOP_AT != "minimum":
+        where = "centre" if TOP_AT == "floor" else TOP_AT
+        why += f", floor lr {first:.3g}-{last:.3g}, top read at its {where} lr {at:.3g}"
+    high = at * TOP_FACTOR
     if edge is not None:
         lr_edge = probe_lr(edge, steps, lr_min, lr_max)
         high = min(high, lr_edge)

@@ -244,12 +244,17 @@ LEVERS: dict[str, Lever] = {
     "r2": _ablation("2 tries in later stages instead of 3 (less search)", {"refine_candidates": 2}),
     "probe-knee": _ablation(
         "the bracket's top at twice the range test's knee (the first LR within 10% of the "
-        "minimum's drop), not the centre of its floor",
+        "minimum's drop), not its minimum capped at the floor's centre",
         patches={"lrpilot_service.engine.probe.TOP_AT": "knee"},
     ),
+    "probe-centre": _ablation(
+        "the bracket's top at twice the centre of the range test's floor (the LRs within 10% of "
+        "the minimum's drop), also where that lies above the minimum",
+        patches={"lrpilot_service.engine.probe.TOP_AT": "centre"},
+    ),
     "probe-minimum": _ablation(
-        "the bracket's top at twice the range test's minimum (before round 16), not the centre of "
-        "its floor (the LRs within 10% of the minimum's drop)",
+        "the bracket's top at twice the range test's minimum, not capped at the centre of its "
+        "floor (the rule before round 16)",
         patches={"lrpilot_service.engine.probe.TOP_AT": "minimum"},
     ),
     "r4": _ablation("4 tries in later stages instead of 3 (the 4th placed by BO)", {"refine_candidates": 4}),

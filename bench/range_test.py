@@ -4,10 +4,11 @@ The measurement behind the knee (docs/engine.md, round 15). For each workload an
 engine's range test is replayed from the initial weights: the LR rises geometrically from
 ``lr_min`` to ``lr_max`` over the probe's steps (``budget.resolve``'s length), and the sweep stops
 at the engine's loss guard (``divergence_factor`` times the largest recent loss) or a non-finite
-loss. Its losses are then read by ``probe.bracket`` three ways (``probe.TOP_AT``): at the centre of
-the curve's floor (the default since round 16: twice the geometric centre of the LRs whose
-smoothed loss is within ``probe.FLOOR_SHARE`` of the drop of its minimum), at the floor's first LR
-(the knee, lever ``probe-knee``), and at the minimum (lever ``probe-minimum``).
+loss. Its losses are then read by ``probe.bracket`` four ways (``probe.TOP_AT``): at the minimum
+capped at the centre of the curve's floor (the default since round 16; the floor is the LRs whose
+smoothed loss is within ``probe.FLOOR_SHARE`` of the drop of its minimum), at the floor's
+geometric centre (lever ``probe-centre``), at its first LR (the knee, lever ``probe-knee``), and at
+the minimum alone (lever ``probe-minimum``).
 
 Per workload it prints the geometric mean of the bracket's top under each rule, its spread over
 seeds (the standard deviation of log10 of the top, in decades), and the tuned cosine's peak LR
@@ -33,7 +34,7 @@ from lrpilot_service.engine import divergence, probe
 from lrpilot_service.engine.budget import resolve
 
 #: The rules compared, as ``probe.TOP_AT`` names them.
-RULES = ("floor", "knee", "minimum")
+RULES = ("capped", "centre", "knee", "minimum")
 #: The tuned cosine's peak LR per workload (docs/benchmarks.md, 5 seeds, wide range grid).
 TUNED_COSINE = {
     "digits_mlp": 0.01,

@@ -76,26 +76,32 @@ def top(losses: list[float], stopped: int | None = None) -> float:
     return bracket(losses, STEPS, LO, HI, diverged_at=stopped).high
 
 
-@pytest.fixture
-def knee(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The knee rule (lever ``probe-knee``)."""
-    monkeypatch.setattr(probe, "TOP_AT", "knee")
+def rule(name: str) -> pytest.MarkDecorator:
+    """Read the top by ``probe.TOP_AT = name`` (a lever) in the test."""
+    return pytest.mark.parametrize("top_at", [name], indirect=True)
 
 
 @pytest.fixture
-def minimum(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The minimum rule (lever ``probe-minimum``, the default before round 16)."""
-    monkeypatch.setattr(probe, "TOP_AT", "minimum")
+def top_at(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setattr(probe, "TOP_AT", request.param)
+    return str(request.param)
 
 
-def test_the_top_is_read_at_the_centre_of_a_floor() -> None:
-    # the floor spans lr ~6e-3 (its knee) to 1: twice its centre, not twice the dip's lr (~0.2)
+def test_a_dip_past_the_floors_centre_is_read_at_the_centre() -> None:
+    # the floor spans lr ~6e-3 (its knee) to 1: twice its centre, not twice the dip's lr (~0.16)
     assert 0.1 <= top(dipped_floor()) <= 0.2
 
 
-def test_a_noisy_floor_gives_the_same_bracket_on_every_seed() -> None:
-    tops = [top(floor_curve(0.05, seed)) for seed in range(10)]
-    assert max(tops) / min(tops) < 1.5  # read at the minimum, the top spread 40x (lr 0.025-1)
+def test_on_a_noisy_floor_the_top_never_passes_twice_the_floors_centre() -> None:
+    assert max(top(floor_curve(0.05, seed)) for seed in range(10)) <= 0.2  # the minimum: up to 1
+
+
+def test_the_cap_never_reads_the_top_above_the_minimum() -> None:
+    for seed in range(10):
+        losses = floor_curve(0.05, seed)
+        with mock.patch.object(probe, "TOP_AT", "minimum"):
+            at_minimum = top(losses)
+        assert top(losses) <= at_minimum  # the floor's centre alone: up to 6x above it
 
 
 def test_a_loss_that_falls_until_the_edge_is_read_near_its_minimum() -> None:
@@ -106,19 +112,25 @@ def test_a_loss_that_falls_until_the_edge_is_read_near_its_minimum() -> None:
         assert top(losses, len(losses)) >= at_minimum / 1.3  # the knee reads up to 2.5x below it
 
 
-@pytest.mark.usefixtures("knee")
-def test_the_knee_reads_the_top_where_the_floor_starts() -> None:
+@rule("centre")
+def test_the_floors_centre_gives_the_same_bracket_on_every_seed(top_at: str) -> None:
+    tops = [top(floor_curve(0.05, seed)) for seed in range(10)]
+    assert max(tops) / min(tops) < 1.5  # read at the minimum, the top spread 40x (lr 0.025-1)
+
+
+@rule("knee")
+def test_the_knee_reads_the_top_where_the_floor_starts(top_at: str) -> None:
     assert 1e-2 <= top(dipped_floor()) <= 2.5e-2  # twice the knee (~6e-3)
 
 
-@pytest.mark.usefixtures("knee")
-def test_with_the_knee_a_noisy_floor_gives_the_same_bracket_on_every_seed() -> None:
+@rule("knee")
+def test_with_the_knee_a_noisy_floor_gives_the_same_bracket_on_every_seed(top_at: str) -> None:
     tops = [top(floor_curve(0.05, seed)) for seed in range(10)]
     assert max(tops) / min(tops) < 3.0
 
 
-@pytest.mark.usefixtures("minimum")
-def test_the_minimum_reads_the_top_at_the_dip_of_a_floor() -> None:
+@rule("minimum")
+def test_the_minimum_reads_the_top_at_the_dip_of_a_floor(top_at: str) -> None:
     assert top(dipped_floor()) > 0.2  # twice the dip's lr
 
 

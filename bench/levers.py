@@ -42,6 +42,12 @@ def _ablation(description: str, config: dict[str, Any] | None = None, **method: 
 LEVERS: dict[str, Lever] = {
     "defaults": _ablation("lrpilot's defaults, wide range, with a validation function"),
     "own-range": _ablation("the workload's own LR range instead of the wide default", lr_range="own"),
+    "own-range-minimum": _ablation(
+        "the workload's own LR range, and the bracket's top at the range test's minimum, not "
+        "capped at the centre of its floor (round 16's own-range baseline)",
+        lr_range="own",
+        patches={"lrpilot_service.engine.probe.TOP_AT": "minimum"},
+    ),
     "train-loss": _ablation("no validation function: tries scored on the training loss", val_fn=False),
     "no-probe": _ablation("no range test: the first stage searches the whole range", {"probe": "none"}),
     "no-warmup": _ablation("no warmup after the range test (one step)", {"warmup_steps": 0}),

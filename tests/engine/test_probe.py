@@ -72,8 +72,10 @@ def falling_to_the_edge(noise: float, seed: int) -> list[float]:
     return [2.0 - 0.375 * max(0.0, math.log10(lr / 1e-5)) + noise * rng.normal() for lr in lrs]
 
 
-def top(losses: list[float], stopped: int | None = None) -> float:
-    return bracket(losses, STEPS, LO, HI, diverged_at=stopped).high
+def top(losses: list[float], stopped: int | None = None, *, at: str | None = None) -> float:
+    """The bracket's top; ``at``: read by that rule (``probe.TOP_AT``) instead of the default."""
+    with mock.patch.object(probe, "TOP_AT", at or probe.TOP_AT):
+        return bracket(losses, STEPS, LO, HI, diverged_at=stopped).high
 
 
 def rule(name: str) -> pytest.MarkDecorator:
@@ -99,16 +101,13 @@ def test_on_a_noisy_floor_the_top_never_passes_twice_the_floors_centre() -> None
 def test_the_cap_never_reads_the_top_above_the_minimum() -> None:
     for seed in range(10):
         losses = floor_curve(0.05, seed)
-        with mock.patch.object(probe, "TOP_AT", "minimum"):
-            at_minimum = top(losses)
-        assert top(losses) <= at_minimum  # the floor's centre alone: up to 6x above it
+        assert top(losses) <= top(losses, at="minimum")  # the floor's centre alone: up to 6x above it
 
 
 def test_a_loss_that_falls_until_the_edge_is_read_near_its_minimum() -> None:
     for seed in range(10):
         losses = falling_to_the_edge(0.05, seed)
-        with mock.patch.object(probe, "TOP_AT", "minimum"):
-            at_minimum = top(losses, len(losses))
+        at_minimum = top(losses, len(losses), at="minimum")
         assert top(losses, len(losses)) >= at_minimum / 1.3  # the knee reads up to 2.5x below it
 
 

@@ -14,6 +14,14 @@ try, predict at the far horizon), ``mean10`` (the mean of the try's last 10 loss
 (the same try length, its last 30% annealed toward zero, scored by the mean of its last cooled
 losses: lrpilot's default). With a validation function: ``val`` (the validation loss at the end of
 the held try) and ``cooldown-val`` (at the end of the cooled try: lrpilot with ``val_fn``).
+Derived from the cooled tries: ``horizon-val`` (their loss extrapolated along the try's length to
+the steps left) and ``rich-val`` (read where the engine's rich-data raise takes the pick). The
+laws of bench/loss_laws.py fit the branch's history and every try.
+
+Two truths: each continuation's final validation loss, and its best checkpoint (every T/20 steps:
+the model a job that keeps its best, lrpilot with a ``val_fn``, ends with). Each plan is trained
+a second time on another shuffle of the data (the ``replicate``): how well it ranks the first is
+the ceiling that batch noise sets.
 """
 
 from __future__ import annotations
@@ -28,12 +36,15 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from scipy.stats import spearmanr
 
-from bench.methods import RunSpec, build
+from bench.loss_laws import law_predictions, lr_aware_law_predictions
+from bench.methods import RunSpec, build, eval_points
 from bench.runner import RESULTS_DIR
 from bench.workloads import WORKLOADS, Workload
+from lrpilot_service.engine import rich_data
 
 OUT = RESULTS_DIR / "forecasters.json"
 
@@ -44,6 +55,22 @@ ANNEAL_SHARE = 0.2
 
 
 TRY_LENGTHS = (10, 20, 40)
+#: Each candidate's plan is trained twice from the branch: on the case's batches (the truth the
+#: scorers rank) and on another shuffle (the replicate). How well the replicate ranks the truth is
+#: the ceiling set by batch noise alone: a scorer cannot be expected to rank a realised final loss
+#: better than the same plan on other batches does.
+REPLICATE = "replicate"
+REPLICATE_SEED = 1_000
+#: Suffix of a continuation's best checkpoint ("final-best", "replicate-best"): the truth for a
+#: job that ends with its best validation model (``keep_best``).
+BEST = "-best"
+#: The branch's training-loss level: the mean of its last steps (compared with its validation loss
+#: to tell data that memorises from data that does not, as the engine's rich_data rule does).
+BRANCH_LEVEL_STEPS = 20
+#: The cooled validation loss extrapolated along the try's length to the steps left (horizon_score).
+HORIZON = "horizon-val"
+#: The cooled validation score read where the engine's rich-data raise would take the pick (rich_scores).
+RICH = "rich-val"
 
 
 @dataclass(frozen=True)
@@ -70,132 +97,22 @@ def _train(w: Workload, model: Any, opt: Any, batches: Any, steps: range, lr_of:
     return losses
 
 
-LAW_MOMENTUM = 0.99  # lambda of the annealing law, per step (short runs: a short memory)
-
-
-def _areas(lrs: Any) -> tuple[Any, Any]:
-    """S1 (the LR's running sum) and S2 (the momentum-smoothed sum of LR decreases), per step."""
-    import numpy as np
-
-    lrs = np.asarray(lrs, dtype=np.float64)
-    s1 = np.cumsum(lrs)
-    m, s2, prev, out = 0.0, 0.0, lrs[0], []
-    for lr in lrs:
-        m = LAW_MOMENTUM * m + max(prev - lr, 0.0)
-        s2 += m
-        prev = lr
-        out.append(s2)
-    return s1, np.asarray(out)
-
-
-def _complete(lrs: Any, losses: Any) -> bool:
-    """Did a try report a finite loss for every LR it was given (the laws fit only such tries)?"""
-    return len(losses) == len(lrs) and all(math.isfinite(v) for v in losses)
-
-
-def law_predictions(history: Any, tries: dict[float, Any], plan: Any) -> dict[float, float]:
-    """Tissue et al.'s LR-annealing law fitted on the branch's history and every try, then evaluated
-    at the end of each candidate's plan: L = L0 + A * S1^-alpha - C * S2 (see docs/references.md).
-
-    ``history`` is (lrs, losses) up to the branch point, ``tries`` per candidate LR (lrs, losses)
-    after it, ``plan(lr)`` the LRs from the branch point to the end of the budget.
-    """
-    import numpy as np
-    from scipy.optimize import least_squares
-
-    h_lrs, h_losses = (np.asarray(x, dtype=np.float64) for x in history)
-    rows = []  # (S1, S2, loss) for every observed step
-    s1, s2 = _areas(h_lrs)
-    rows += list(zip(s1, s2, h_losses, strict=True))
-    for t_lrs, t_losses in tries.values():
-        if not _complete(t_lrs, t_losses):
-            continue
-        ts1, ts2 = _areas(np.concatenate([h_lrs, t_lrs]))
-        n = len(t_lrs)
-        rows += list(zip(ts1[-n:], ts2[-n:], t_losses, strict=True))
-    data = np.asarray(rows)
-    data = data[np.isfinite(data[:, 2]) & (data[:, 0] > 0)]
-    scale = float(np.median(data[:, 2]))
-
-    def residual(p: Any) -> Any:
-        l0, log_a, alpha, c = p
-        return (l0 + np.exp(log_a) * data[:, 0] ** (-alpha) - c * data[:, 1] - data[:, 2]) / scale
-
-    fit = least_squares(
-        residual,
-        x0=[0.5 * scale, math.log(scale), 0.5, 0.0],
-        bounds=([-np.inf, -50, 0.0, 0.0], [np.inf, 50, 3.0, np.inf]),
-    )
-    l0, log_a, alpha, c = fit.x
-    out = {}
-    for lr, (t_lrs, t_losses) in tries.items():
-        if not _complete(t_lrs, t_losses):
-            out[lr] = math.inf
-            continue
-        s1, s2 = _areas(np.concatenate([h_lrs, plan(lr)]))
-        out[lr] = float(l0 + math.exp(log_a) * s1[-1] ** (-alpha) - c * s2[-1])
-    return out
-
-
-#: The LR-aware law's noise memory, per step: the loss sits above its noise-free level in
-#: proportion to the recent LR, which an anneal removes.
-NOISE_MOMENTUM = 0.9
-
-
-def _lr_aware_features(lrs: Any, eta_c: float) -> tuple[Any, Any]:
-    """E (the running sum of LR * exp(-LR / eta_c): progress per step peaks at eta_c and falls
-    beyond it) and the momentum-smoothed LR (the noise an anneal removes), per step."""
-    import numpy as np
-    from scipy.signal import lfilter
-
-    lrs = np.asarray(lrs, dtype=np.float64)
-    efficiency = np.cumsum(lrs * np.exp(-lrs / eta_c))
-    noise = lfilter([1 - NOISE_MOMENTUM], [1, -NOISE_MOMENTUM], lrs)
-    return efficiency, noise
-
-
-def lr_aware_law_predictions(history: Any, tries: dict[float, Any], plan: Any) -> dict[float, float]:
-    """A law that can rank peak LRs: L = L0 + A * E^-alpha + D * m, with E the LR's area counted at
-    an efficiency that peaks at eta_c, and m the smoothed LR (the noise level an anneal removes).
-
-    The annealing laws (Tissue et al.; the multi-power law) make the loss fall with the LR's area,
-    so a larger peak LR always predicts lower: they rank LRs backwards past the optimum. Here the
-    efficiency eta * exp(-eta / eta_c) gives progress an optimum that the tries locate, and the
-    noise term lets a cooled try and a held one disagree by how much the LR still costs.
-    Fitted on the branch's history and every try; evaluated at the end of each candidate's plan.
-    """
-    import numpy as np
-    from scipy.optimize import least_squares
-
-    h_lrs, h_losses = (np.asarray(x, dtype=np.float64) for x in history)
-    series = [(h_lrs, h_losses, len(h_lrs))]
-    for t_lrs, t_losses in tries.values():
-        if _complete(t_lrs, t_losses):
-            series.append((np.concatenate([h_lrs, t_lrs]), np.asarray(t_losses), len(t_lrs)))
-    observed = np.concatenate([losses for _, losses, _ in series])
-    keep = np.isfinite(observed)
-    scale = float(np.median(observed[keep]))
-    top = float(max(max(t) for t, _ in tries.values()))
-
-    def predict(p: Any, lrs: Any) -> Any:
-        l0, log_a, alpha, log_eta_c, d = p
-        efficiency, noise = _lr_aware_features(lrs, math.exp(log_eta_c))
-        return l0 + np.exp(log_a) * np.maximum(efficiency, 1e-12) ** (-alpha) + d * noise
-
-    def residual(p: Any) -> Any:
-        fitted = np.concatenate([predict(p, lrs)[-n:] for lrs, _, n in series])
-        return (fitted - observed)[keep] / scale
-
-    fit = least_squares(
-        residual,
-        x0=[0.5 * scale, math.log(scale), 0.5, math.log(top), 0.0],
-        bounds=([-np.inf, -50, 0.0, math.log(top) - 12, 0.0], [np.inf, 50, 3.0, math.log(top) + 5, np.inf]),
-    )
-    out = {}
-    for lr, (t_lrs, t_losses) in tries.items():
-        complete = _complete(t_lrs, t_losses)
-        out[lr] = float(predict(fit.x, np.concatenate([h_lrs, plan(lr)]))[-1]) if complete else math.inf
-    return out
+def _continue(
+    w: Workload, model: Any, opt: Any, order: Any, steps: range, lrs: list[float]
+) -> tuple[float, float]:
+    """Train a candidate's plan from the branch: its final validation loss, and the lowest one at
+    the benchmark's evaluation points (every T/20 steps, and the last): the model a job that keeps
+    its best checkpoint ends with. A run that diverges realises ``inf``."""
+    points = [p for p in eval_points(w.total_steps) if steps.start < p <= steps.stop]
+    start, values = steps.start, []
+    for point in points:
+        losses = _train(w, model, opt, order, range(start, point), lambda s: lrs[s - steps.start])
+        if len(losses) < point - start or not all(math.isfinite(v) for v in losses):
+            return math.inf, math.inf
+        value = w.val_loss(model)
+        values.append(value if math.isfinite(value) else math.inf)
+        start = point
+    return values[-1], min(values)
 
 
 def _scores(
@@ -262,12 +179,15 @@ def run_case(case: Case) -> dict[str, Any]:
     model = w.model(case.seed)
     opt = build(w, RunSpec(case.workload, "constant", centre, case.seed, total), model).optimizer
     batches = w.batch_indices(case.seed, total + max(TRY_LENGTHS))
+    replicate_batches = w.batch_indices(case.seed + REPLICATE_SEED, total)
     warm = max(1, round(0.05 * total))
 
     def warmup(s: int) -> float:
         return centre * min(1.0, (s + 1) / warm)
 
     history = ([warmup(s) for s in range(t0)], _train(w, model, opt, batches, range(t0), warmup))
+    finite = [v for v in history[1][-BRANCH_LEVEL_STEPS:] if math.isfinite(v)]
+    level = {"val": w.val_loss(model), "train": statistics.fmean(finite) if finite else math.inf}
     snapshot = (copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict()))
 
     def branch() -> None:
@@ -286,18 +206,17 @@ def run_case(case: Case) -> dict[str, Any]:
         row: dict[str, float] = {"lr": lr}
         for steps in TRY_LENGTHS:
             row.update(_scores(w, model, opt, batches, t0, steps, lr, total, branch, cooled_try, centre))
-        branch()
         lrs = plan(lr)
-        _train(w, model, opt, batches, range(t0, total), lambda s, lrs=lrs: lrs[s - t0])
-        final = w.val_loss(model)
-        row["final"] = final if math.isfinite(final) else math.inf
+        for key, order in (("final", batches), (REPLICATE, replicate_batches)):
+            branch()
+            row[key], row[f"{key}{BEST}"] = _continue(w, model, opt, order, range(t0, total), lrs)
         rows.append(row)
     law = law_predictions(history, cooled_try, plan)
     lr_aware = lr_aware_law_predictions(history, cooled_try, plan)
     for row in rows:
         row[f"law@{max(TRY_LENGTHS)}"] = law.get(row["lr"], math.inf)
         row[f"law-lr@{max(TRY_LENGTHS)}"] = lr_aware.get(row["lr"], math.inf)
-    return {"case": case.__dict__, "rows": rows}
+    return with_derived_scores({"case": case.__dict__, "branch": level, "rows": rows})
 
 
 SCORERS = (
@@ -306,39 +225,117 @@ SCORERS = (
         for name in ("exp", "mean10", "cooldown", "val", "cooldown-val", "ramped")
         for steps in TRY_LENGTHS
     ),
+    HORIZON,
+    RICH,
     f"law@{max(TRY_LENGTHS)}",
     f"law-lr@{max(TRY_LENGTHS)}",
 )
 
 
-def summarise(results: list[dict[str, Any]], title: str = "all workloads") -> list[str]:
-    """Per scorer: median Spearman, share of cases >= 0.8, median regret of its pick, median |rel err|."""
+def horizon_score(row: dict[str, float], horizon: int) -> float:
+    """The cooled try's validation loss, extrapolated along the try's length to the steps left.
+
+    A try of t steps whose last 30% anneals is a small copy of the plan that follows a choice
+    (hold, then anneal), so the plan's final loss is the cooled loss at t = ``horizon``. Across
+    the tries of 10, 20 and 40 steps the cooled loss is fitted as ``c + m * ln(t)`` (least
+    squares) and read at the horizon: an LR whose cooled loss still falls fast with t ranks above
+    one that reached its level early (short-horizon bias, Wu et al. 2018).
+    """
+    values = [row[f"cooldown-val@{t}"] for t in TRY_LENGTHS]
+    if not all(math.isfinite(v) for v in values):
+        return math.inf
+    slope, intercept = np.polyfit(np.log(TRY_LENGTHS), values, 1)
+    return float(intercept + slope * math.log(horizon))
+
+
+def rich_scores(rows: list[dict[str, float]], branch: dict[str, float]) -> list[float]:
+    """The cooled try's validation score as the engine acts on it: where the branch's validation
+    loss is at most ``RICH_GAP`` times its training loss (data that does not memorise), a later
+    stage holds ``RICH_FACTOR`` times its pick (rich_data.py), so the plan at LR x follows the try
+    at x / RICH_FACTOR: its score is read there, by linear interpolation in log-LR between the
+    candidates (the lowest candidate's below them). Elsewhere it is the try's own score.
+    """
+    scores = [row[f"cooldown-val@{max(TRY_LENGTHS)}"] for row in rows]
+    gap = rich_data.RICH_GAP
+    if gap is None or not branch["val"] <= gap * branch["train"]:
+        return scores
+    logs = np.log10([row["lr"] for row in rows])
+    finite = np.isfinite(scores)
+    if finite.sum() < 2:
+        return scores
+    at = logs - math.log10(rich_data.RICH_FACTOR)
+    read = np.interp(at, logs[finite], np.asarray(scores)[finite])
+    return [float(v) if ok else math.inf for v, ok in zip(read, finite, strict=True)]
+
+
+def with_derived_scores(result: dict[str, Any]) -> dict[str, Any]:
+    """Add the scores derived from a case's tries: HORIZON, and RICH where the branch was recorded."""
+    case = result["case"]
+    total = WORKLOADS[case["workload"]].total_steps
+    horizon = total - round(case["branch_share"] * total)
+    rows = result["rows"]
+    rich = rich_scores(rows, result["branch"]) if "branch" in result else [math.nan] * len(rows)
+    for row, value in zip(rows, rich, strict=True):
+        row[HORIZON] = horizon_score(row, horizon)
+        row[RICH] = value
+    return result
+
+
+#: The issue's target for a scorer's rank correlation.
+TARGET = 0.8
+
+
+def _on_target(rhos: list[float]) -> str:
+    """How many cases reach TARGET (a Spearman of 5 candidates is exactly 0.8 at one swap of
+    neighbours, which floating point may compute a hair below)."""
+    return f"{sum(r >= TARGET - 1e-9 for r in rhos)}/{len(rhos)}"
+
+
+def _rho(scores: list[float], truth: list[float]) -> float:
+    rho = spearmanr(scores, truth).statistic
+    return 0.0 if rho is None or math.isnan(rho) else float(rho)
+
+
+def summarise(
+    results: list[dict[str, Any]], title: str = "all workloads", *, best: bool = False
+) -> list[str]:
+    """Per scorer: median Spearman against the realised loss and against the mean of both
+    continuations (less batch noise), the share of cases >= 0.8, the median regret of its pick,
+    and the median |relative error| of a predicted loss. The ``replicate`` row is the noise ceiling.
+
+    The realised loss is each continuation's final one, or with ``best`` its best checkpoint: the
+    model a job that keeps its best (lrpilot with a ``val_fn``) ends with.
+    """
+    truth, replicate = ("final", REPLICATE) if not best else (f"final{BEST}", f"{REPLICATE}{BEST}")
     lines = [
-        f"{title}:",
+        f"{title}, truth = {'the best checkpoint' if best else 'the final loss'}:",
         "",
-        "| scorer | median Spearman | cases with Spearman >= 0.8 | median regret of the pick | "
-        "median relative error of the predicted final loss |",
-        "|---|---|---|---|---|",
+        "| scorer | median Spearman | cases >= 0.8 | median Spearman, truth = mean of 2 continuations | "
+        "cases >= 0.8 | median regret of the pick | median relative error of the predicted final loss |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for scorer in SCORERS:
-        rhos, regrets, errors = [], [], []
+    for scorer in (replicate, *SCORERS):
+        rhos, mean_rhos, regrets, errors = [], [], [], []
         for res in results:
             rows = res["rows"]
-            finals = [r["final"] for r in rows]
+            finals = [r[truth] for r in rows]
             scores = [r[scorer] for r in rows]
-            rho = spearmanr(scores, finals).statistic
-            rhos.append(0.0 if rho is None or math.isnan(rho) else float(rho))
+            rhos.append(_rho(scores, finals))
+            mean_rhos.append(_rho(scores, [(r[truth] + r[replicate]) / 2 for r in rows]))
             pick = min(range(len(rows)), key=lambda i: scores[i])
-            best = min(f for f in finals if math.isfinite(f))
-            regrets.append(finals[pick] / best if math.isfinite(finals[pick]) else math.inf)
+            low = min(f for f in finals if math.isfinite(f))
+            regrets.append(finals[pick] / low if math.isfinite(finals[pick]) else math.inf)
             if scorer.startswith(("exp@", "law")):  # the scorers that predict the final loss itself
-                errors += [
-                    abs(r[scorer] / r["final"] - 1) for r in rows if math.isfinite(r[scorer] + r["final"])
-                ]
+                errors += [abs(r[scorer] / r[truth] - 1) for r in rows if math.isfinite(r[scorer] + r[truth])]
         err = f"{statistics.median(errors):.1%}" if errors else "— (a rank score, not a loss)"
+        against_mean = (
+            "— (part of that mean) | —"
+            if scorer == replicate
+            else f"{statistics.median(mean_rhos):.2f} | {_on_target(mean_rhos)}"
+        )
         lines.append(
-            f"| {scorer} | {statistics.median(rhos):.2f} | {sum(r >= 0.8 for r in rhos)}/{len(rhos)} | "
-            f"{statistics.median(regrets):.3f} | {err} |"
+            f"| {scorer} | {statistics.median(rhos):.2f} | {_on_target(rhos)} | "
+            f"{against_mean} | {statistics.median(regrets):.3f} | {err} |"
         )
     return lines
 
@@ -349,7 +346,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, default=2)
     p.add_argument("--branches", default="0.1,0.4", help="branch points as shares of the budget")
     p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--summarise", action="store_true", help=f"summarise {OUT.name}, run nothing")
     args = p.parse_args(argv)
+    if args.summarise:
+        _print([with_derived_scores(r) for r in json.loads(OUT.read_text())])
+        return 0
     cases = [
         Case(w, seed, float(share))
         for w in args.workloads.split(",")
@@ -364,13 +365,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{c['workload']} s{c['seed']} at {c['branch_share']:.0%}", file=sys.stderr)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(results))
-    for line in summarise(results):
-        print(line)
-    for name in dict.fromkeys(r["case"]["workload"] for r in results):
-        print()
-        for line in summarise([r for r in results if r["case"]["workload"] == name], name):
-            print(line)
+    _print(results)
     return 0
+
+
+def _print(results: list[dict[str, Any]]) -> None:
+    """Both truths (the best checkpoint only where the run recorded it), all workloads, then each."""
+    truths = [False, *([True] if all(f"final{BEST}" in r["rows"][0] for r in results) else [])]
+    groups = [("all workloads", results)] + [
+        (name, [r for r in results if r["case"]["workload"] == name])
+        for name in dict.fromkeys(r["case"]["workload"] for r in results)
+    ]
+    for title, group in groups:
+        for best in truths:
+            print("\n".join(summarise(group, title, best=best)), end="\n\n")
 
 
 if __name__ == "__main__":

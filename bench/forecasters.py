@@ -36,15 +36,19 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
-from scipy.stats import spearmanr
 
+from bench.forecaster_scores import (
+    BEST,
+    REPLICATE,
+    TRY_LENGTHS,
+    summarise,
+    with_derived_scores,
+)
 from bench.loss_laws import law_predictions, lr_aware_law_predictions
 from bench.methods import RunSpec, build, eval_points
 from bench.runner import RESULTS_DIR
 from bench.workloads import WORKLOADS, Workload
-from lrpilot_service.engine import rich_data
 
 OUT = RESULTS_DIR / "forecasters.json"
 
@@ -52,25 +56,11 @@ CANDIDATE_EXPONENTS = (-2, -1, 0, 1, 2)  # half-decade steps around the grid cen
 COOLDOWN_SHARE = 0.3  # the engine's default try_cooldown
 RAMP_SHARE = 0.3  # ramped tries rise from the branch's LR to the candidate's over this share
 ANNEAL_SHARE = 0.2
-
-
-TRY_LENGTHS = (10, 20, 40)
-#: Each candidate's plan is trained twice from the branch: on the case's batches (the truth the
-#: scorers rank) and on another shuffle (the replicate). How well the replicate ranks the truth is
-#: the ceiling set by batch noise alone: a scorer cannot be expected to rank a realised final loss
-#: better than the same plan on other batches does.
-REPLICATE = "replicate"
+#: Each candidate's plan is trained twice from the branch (see bench.forecaster_scores.REPLICATE).
 REPLICATE_SEED = 1_000
-#: Suffix of a continuation's best checkpoint ("final-best", "replicate-best"): the truth for a
-#: job that ends with its best validation model (``keep_best``).
-BEST = "-best"
 #: The branch's training-loss level: the mean of its last steps (compared with its validation loss
 #: to tell data that memorises from data that does not, as the engine's rich_data rule does).
 BRANCH_LEVEL_STEPS = 20
-#: The cooled validation loss extrapolated along the try's length to the steps left (horizon_score).
-HORIZON = "horizon-val"
-#: The cooled validation score read where the engine's rich-data raise would take the pick (rich_scores).
-RICH = "rich-val"
 
 
 @dataclass(frozen=True)
@@ -217,127 +207,6 @@ def run_case(case: Case) -> dict[str, Any]:
         row[f"law@{max(TRY_LENGTHS)}"] = law.get(row["lr"], math.inf)
         row[f"law-lr@{max(TRY_LENGTHS)}"] = lr_aware.get(row["lr"], math.inf)
     return with_derived_scores({"case": case.__dict__, "branch": level, "rows": rows})
-
-
-SCORERS = (
-    *(
-        f"{name}@{steps}"
-        for name in ("exp", "mean10", "cooldown", "val", "cooldown-val", "ramped")
-        for steps in TRY_LENGTHS
-    ),
-    HORIZON,
-    RICH,
-    f"law@{max(TRY_LENGTHS)}",
-    f"law-lr@{max(TRY_LENGTHS)}",
-)
-
-
-def horizon_score(row: dict[str, float], horizon: int) -> float:
-    """The cooled try's validation loss, extrapolated along the try's length to the steps left.
-
-    A try of t steps whose last 30% anneals is a small copy of the plan that follows a choice
-    (hold, then anneal), so the plan's final loss is the cooled loss at t = ``horizon``. Across
-    the tries of 10, 20 and 40 steps the cooled loss is fitted as ``c + m * ln(t)`` (least
-    squares) and read at the horizon: an LR whose cooled loss still falls fast with t ranks above
-    one that reached its level early (short-horizon bias, Wu et al. 2018).
-    """
-    values = [row[f"cooldown-val@{t}"] for t in TRY_LENGTHS]
-    if not all(math.isfinite(v) for v in values):
-        return math.inf
-    slope, intercept = np.polyfit(np.log(TRY_LENGTHS), values, 1)
-    return float(intercept + slope * math.log(horizon))
-
-
-def rich_scores(rows: list[dict[str, float]], branch: dict[str, float]) -> list[float]:
-    """The cooled try's validation score as the engine acts on it: where the branch's validation
-    loss is at most ``RICH_GAP`` times its training loss (data that does not memorise), a later
-    stage holds ``RICH_FACTOR`` times its pick (rich_data.py), so the plan at LR x follows the try
-    at x / RICH_FACTOR: its score is read there, by linear interpolation in log-LR between the
-    candidates (the lowest candidate's below them). Elsewhere it is the try's own score.
-    """
-    scores = [row[f"cooldown-val@{max(TRY_LENGTHS)}"] for row in rows]
-    gap = rich_data.RICH_GAP
-    if gap is None or not branch["val"] <= gap * branch["train"]:
-        return scores
-    logs = np.log10([row["lr"] for row in rows])
-    finite = np.isfinite(scores)
-    if finite.sum() < 2:
-        return scores
-    at = logs - math.log10(rich_data.RICH_FACTOR)
-    read = np.interp(at, logs[finite], np.asarray(scores)[finite])
-    return [float(v) if ok else math.inf for v, ok in zip(read, finite, strict=True)]
-
-
-def with_derived_scores(result: dict[str, Any]) -> dict[str, Any]:
-    """Add the scores derived from a case's tries: HORIZON, and RICH where the branch was recorded."""
-    case = result["case"]
-    total = WORKLOADS[case["workload"]].total_steps
-    horizon = total - round(case["branch_share"] * total)
-    rows = result["rows"]
-    rich = rich_scores(rows, result["branch"]) if "branch" in result else [math.nan] * len(rows)
-    for row, value in zip(rows, rich, strict=True):
-        row[HORIZON] = horizon_score(row, horizon)
-        row[RICH] = value
-    return result
-
-
-#: The issue's target for a scorer's rank correlation.
-TARGET = 0.8
-
-
-def _on_target(rhos: list[float]) -> str:
-    """How many cases reach TARGET (a Spearman of 5 candidates is exactly 0.8 at one swap of
-    neighbours, which floating point may compute a hair below)."""
-    return f"{sum(r >= TARGET - 1e-9 for r in rhos)}/{len(rhos)}"
-
-
-def _rho(scores: list[float], truth: list[float]) -> float:
-    rho = spearmanr(scores, truth).statistic
-    return 0.0 if rho is None or math.isnan(rho) else float(rho)
-
-
-def summarise(
-    results: list[dict[str, Any]], title: str = "all workloads", *, best: bool = False
-) -> list[str]:
-    """Per scorer: median Spearman against the realised loss and against the mean of both
-    continuations (less batch noise), the share of cases >= 0.8, the median regret of its pick,
-    and the median |relative error| of a predicted loss. The ``replicate`` row is the noise ceiling.
-
-    The realised loss is each continuation's final one, or with ``best`` its best checkpoint: the
-    model a job that keeps its best (lrpilot with a ``val_fn``) ends with.
-    """
-    truth, replicate = ("final", REPLICATE) if not best else (f"final{BEST}", f"{REPLICATE}{BEST}")
-    lines = [
-        f"{title}, truth = {'the best checkpoint' if best else 'the final loss'}:",
-        "",
-        "| scorer | median Spearman | cases >= 0.8 | median Spearman, truth = mean of 2 continuations | "
-        "cases >= 0.8 | median regret of the pick | median relative error of the predicted final loss |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for scorer in (replicate, *SCORERS):
-        rhos, mean_rhos, regrets, errors = [], [], [], []
-        for res in results:
-            rows = res["rows"]
-            finals = [r[truth] for r in rows]
-            scores = [r[scorer] for r in rows]
-            rhos.append(_rho(scores, finals))
-            mean_rhos.append(_rho(scores, [(r[truth] + r[replicate]) / 2 for r in rows]))
-            pick = min(range(len(rows)), key=lambda i: scores[i])
-            low = min(f for f in finals if math.isfinite(f))
-            regrets.append(finals[pick] / low if math.isfinite(finals[pick]) else math.inf)
-            if scorer.startswith(("exp@", "law")):  # the scorers that predict the final loss itself
-                errors += [abs(r[scorer] / r[truth] - 1) for r in rows if math.isfinite(r[scorer] + r[truth])]
-        err = f"{statistics.median(errors):.1%}" if errors else "— (a rank score, not a loss)"
-        against_mean = (
-            "— (part of that mean) | —"
-            if scorer == replicate
-            else f"{statistics.median(mean_rhos):.2f} | {_on_target(mean_rhos)}"
-        )
-        lines.append(
-            f"| {scorer} | {statistics.median(rhos):.2f} | {_on_target(rhos)} | "
-            f"{against_mean} | {statistics.median(regrets):.3f} | {err} |"
-        )
-    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

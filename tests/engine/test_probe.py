@@ -78,17 +78,6 @@ def top(losses: list[float], stopped: int | None = None, *, at: str | None = Non
         return bracket(losses, STEPS, LO, HI, diverged_at=stopped).high
 
 
-def rule(name: str) -> pytest.MarkDecorator:
-    """Read the top by ``probe.TOP_AT = name`` (a lever) in the test."""
-    return pytest.mark.parametrize("top_at", [name], indirect=True)
-
-
-@pytest.fixture
-def top_at(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setattr(probe, "TOP_AT", request.param)
-    return str(request.param)
-
-
 def test_a_dip_past_the_floors_centre_is_read_at_the_centre() -> None:
     # the floor spans lr ~6e-3 (its knee) to 1: twice its centre, not twice the dip's lr (~0.16)
     assert 0.1 <= top(dipped_floor()) <= 0.2
@@ -111,26 +100,22 @@ def test_a_loss_that_falls_until_the_edge_is_read_near_its_minimum() -> None:
         assert top(losses, len(losses)) >= at_minimum / 1.3  # the knee reads up to 2.5x below it
 
 
-@rule("centre")
-def test_the_floors_centre_gives_the_same_bracket_on_every_seed(top_at: str) -> None:
-    tops = [top(floor_curve(0.05, seed)) for seed in range(10)]
+def test_the_floors_centre_gives_the_same_bracket_on_every_seed() -> None:
+    tops = [top(floor_curve(0.05, seed), at="centre") for seed in range(10)]
     assert max(tops) / min(tops) < 1.5  # read at the minimum, the top spread 40x (lr 0.025-1)
 
 
-@rule("knee")
-def test_the_knee_reads_the_top_where_the_floor_starts(top_at: str) -> None:
-    assert 1e-2 <= top(dipped_floor()) <= 2.5e-2  # twice the knee (~6e-3)
+def test_the_knee_reads_the_top_where_the_floor_starts() -> None:
+    assert 1e-2 <= top(dipped_floor(), at="knee") <= 2.5e-2  # twice the knee (~6e-3)
 
 
-@rule("knee")
-def test_with_the_knee_a_noisy_floor_gives_the_same_bracket_on_every_seed(top_at: str) -> None:
-    tops = [top(floor_curve(0.05, seed)) for seed in range(10)]
+def test_with_the_knee_a_noisy_floor_gives_the_same_bracket_on_every_seed() -> None:
+    tops = [top(floor_curve(0.05, seed), at="knee") for seed in range(10)]
     assert max(tops) / min(tops) < 3.0
 
 
-@rule("minimum")
-def test_the_minimum_reads_the_top_at_the_dip_of_a_floor(top_at: str) -> None:
-    assert top(dipped_floor()) > 0.2  # twice the dip's lr
+def test_the_minimum_reads_the_top_at_the_dip_of_a_floor() -> None:
+    assert top(dipped_floor(), at="minimum") > 0.2  # twice the dip's lr
 
 
 def test_edge_caps_the_top_when_the_loss_climbs_back_steeply() -> None:

@@ -258,6 +258,21 @@ LEVERS: dict[str, Lever] = {
         "the minimum's drop), also where that lies above the minimum",
         patches={"lrpilot_service.engine.probe.TOP_AT": "centre"},
     ),
+    "probe-fixed": _ablation(
+        "the range test sweeps the whole range at one pace from lr_min (no locating pass; the test "
+        "before round 18)",
+        patches={"lrpilot_service.engine.probe.ADAPTIVE": False},
+    ),
+    "probe-fixed-own": _ablation(
+        "the workload's own LR range, and the range test without its locating pass",
+        lr_range="own",
+        patches={"lrpilot_service.engine.probe.ADAPTIVE": False},
+    ),
+    "no-edge-research": _ablation(
+        "a stage whose only try that learned is its lowest (the tries above it stalled) keeps that "
+        "try, and is not searched again over the widened bracket",
+        patches={"lrpilot_service.engine.stage.EDGE_RESEARCH": False},
+    ),
     "probe-minimum": _ablation(
         "the bracket's top at twice the range test's minimum, not capped at the centre of its "
         "floor (the rule before round 16)",

@@ -1,24 +1,27 @@
 """How stable is the range test's bracket across seeds? ``python -m bench.range_test``.
 
 The measurement behind the knee (docs/engine.md, round 15). For each workload and seed, the
-engine's range test is replayed from the initial weights: the LR rises geometrically from
-``lr_min`` to ``lr_max`` over the probe's steps (``budget.resolve``'s length), and the sweep stops
-at the engine's loss guard (``divergence_factor`` times the largest recent loss) or a non-finite
-loss. Its losses are then read by ``probe.bracket`` four ways (``probe.TOP_AT``): at the minimum
-capped at the centre of the curve's floor (the default since round 16; the floor is the LRs whose
-smoothed loss is within ``probe.FLOOR_SHARE`` of the drop of its minimum), at the floor's
-geometric centre (lever ``probe-centre``), at its first LR (the knee, lever ``probe-knee``), and at
-the minimum alone (lever ``probe-minimum``).
+engine itself runs its range test on the workload from the initial weights, decision by
+decision: the locating pass, the restore, and the test proper (round 18; ``--fixed``: one sweep
+of the whole range at one pace, the test before), stopping at the engine's loss guard
+(``divergence_factor`` times the largest recent loss) or a non-finite loss. Its losses are then
+read by ``probe.bracket`` four ways (``probe.TOP_AT``): at the minimum capped at the centre of the
+curve's floor (the default since round 16; the floor is the LRs whose smoothed loss is within
+``probe.FLOOR_SHARE`` of the drop of its minimum), at the floor's geometric centre (lever
+``probe-centre``), at its first LR (the knee, lever ``probe-knee``), and at the minimum alone
+(lever ``probe-minimum``).
 
-Per workload it prints the geometric mean of the bracket's top under each rule, its spread over
-seeds (the standard deviation of log10 of the top, in decades), and the tuned cosine's peak LR
-for reference (the grid optimum of docs/benchmarks.md). A bracket top that moves by decades from
-seed to seed moves the whole search with it.
+Per workload it prints the median of the steps the test consumed, the geometric mean of the
+bracket's top under each rule, its spread over seeds (the standard deviation of log10 of the top,
+in decades), and the tuned cosine's peak LR for reference (the grid optimum of
+docs/benchmarks.md). A bracket top that moves by decades from seed to seed moves the whole search
+with it.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import statistics
 import sys
@@ -29,8 +32,8 @@ import torch
 from bench.catapult import train_step
 from bench.methods import optimizer_for
 from bench.workloads import WORKLOADS
-from lrpilot.protocol import TunerConfig
-from lrpilot_service.engine import divergence, probe
+from lrpilot.protocol import TunerConfig, WindowReport
+from lrpilot_service.engine import advance, probe
 from lrpilot_service.engine.budget import resolve
 
 #: The rules compared, as ``probe.TOP_AT`` names them.
@@ -48,35 +51,43 @@ TUNED_COSINE = {
 }
 
 
-def sweep(workload: str, seed: int, config: TunerConfig) -> tuple[list[float], int, int | None]:
-    """The range test's losses from the initial weights, its length, and where the guard stopped it."""
+def sweep(workload: str, seed: int, config: TunerConfig) -> tuple[list[float], list[float], int | None, int]:
+    """The engine's range test on the workload from its initial weights, driven decision by
+    decision (the locating pass, the restore, the test proper): its losses, the LR of each, where
+    the guard stopped it, and the steps it consumed."""
     torch.set_num_threads(1)
     w = WORKLOADS[workload]
-    steps = resolve(config).probe_steps
     model = w.model(seed)
     opt = optimizer_for(w, model.parameters(), config.lr_min)
-    batches = w.batch_indices(seed, steps)
-    losses: list[float] = []
-    for i in range(steps):
-        value, _ = train_step(
-            w, model, opt, batches[i], probe.probe_lr(i, steps, config.lr_min, config.lr_max)
-        )
-        reference = divergence.reference_level(losses)
-        threshold = divergence.loss_threshold(reference, config.divergence_factor)
-        if not math.isfinite(value) or (threshold is not None and value > threshold):
-            return losses, steps, len(losses)
-        losses.append(value)
-    return losses, steps, None
+    batches = w.batch_indices(seed, config.total_steps or 1)
+    state, d = advance(config, None, None)
+    snapshot = copy.deepcopy((model.state_dict(), opt.state_dict()))
+    while d.phase == "probe":
+        if d.action == "restore":
+            model.load_state_dict(snapshot[0])
+            opt.load_state_dict(snapshot[1])
+        losses: list[float] = []
+        for step in range(d.start_step, d.start_step + d.steps):
+            losses.append(train_step(w, model, opt, batches[step], d.lr_at(step))[0])
+            if d.should_stop(losses[-1]):
+                break
+        state, d = advance(config, state, WindowReport(start_step=d.start_step, losses=losses))
+    found = state["probe"]
+    assert found is not None
+    return found["losses"], found["lrs"], found["diverged_at"], d.start_step
 
 
 def tops(workload: str, seed: int) -> dict[str, float]:
-    """The bracket's top for one seed, read by each rule."""
+    """The bracket's top for one seed, read by each rule, and the steps the test consumed."""
     config = TunerConfig(total_steps=WORKLOADS[workload].budget(quick=False))
-    losses, steps, stopped = sweep(workload, seed, config)
-    found = {}
+    losses, lrs, stopped, consumed = sweep(workload, seed, config)
+    steps = resolve(config).probe_steps
+    found = {"steps": float(consumed)}
     for rule in RULES:
         with mock.patch.object(probe, "TOP_AT", rule):
-            found[rule] = probe.bracket(losses, steps, config.lr_min, config.lr_max, diverged_at=stopped).high
+            found[rule] = probe.bracket(
+                losses, steps, config.lr_min, config.lr_max, diverged_at=stopped, lrs=lrs
+            ).high
     return found
 
 
@@ -90,16 +101,23 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.range_test", description=__doc__.split("\n")[0])
     p.add_argument("--workloads", default=",".join(WORKLOADS))
     p.add_argument("--seeds", type=int, default=10)
+    p.add_argument("--fixed", action="store_true", help="no locating pass: one sweep at one pace")
     args = p.parse_args(argv)
+    with mock.patch.object(probe, "ADAPTIVE", not args.fixed):
+        _table([w for w in args.workloads.split(",") if w], args.seeds)
+    return 0
+
+
+def _table(workloads: list[str], seeds: int) -> None:
     heads = " | ".join(f"top, {rule} (geo. mean) | spread, {rule} (decades)" for rule in RULES)
-    print(f"| workload | tuned cosine LR | {heads} |")
-    print("|---|---" + "|---|---" * len(RULES) + "|")
-    for workload in (w for w in args.workloads.split(",") if w):
-        found = [tops(workload, seed) for seed in range(args.seeds)]
+    print(f"| workload | tuned cosine LR | steps (median) | {heads} |")
+    print("|---|---|---" + "|---|---" * len(RULES) + "|")
+    for workload in workloads:
+        found = [tops(workload, seed) for seed in range(seeds)]
         cells = " | ".join("{:.3g} | {:.2f}".format(*spread([t[rule] for t in found])) for rule in RULES)
         tuned = TUNED_COSINE.get(workload, "-")
-        print(f"| {workload} | {tuned} | {cells} |", flush=True)
-    return 0
+        steps = statistics.median(t["steps"] for t in found)
+        print(f"| {workload} | {tuned} | {steps:g} | {cells} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -65,12 +65,17 @@ class TunerConfig(WireModel):
     )
     probe: Literal["range_test", "none"] = Field(
         "range_test",
-        description="Before the first stage, an LR range test from the initial weights (an exponential "
-        "sweep from lr_min to lr_max, then a restore) brackets the LRs that learn without diverging; "
-        "'none' searches the whole range. Needs total_steps.",
+        description="Before the first stage, an LR range test from the initial weights (a quick pass "
+        "from lr_min that finds where the loss starts to fall, then an exponential sweep from a decade "
+        "below that toward lr_max, each followed by a restore) brackets the LRs that learn without "
+        "diverging; 'none' searches the whole range. Needs total_steps.",
     )
     probe_steps: int | None = Field(
-        None, ge=10, le=100_000, description="Length of the range test; default 3% of the budget, 30 to 100."
+        None,
+        ge=10,
+        le=100_000,
+        description="Length of the range test's sweep (its locating pass adds up to 2.5 steps a decade "
+        "of the range); default 3% of the budget, 30 to 100.",
     )
     warmup_steps: int | None = Field(
         None,

@@ -1,4 +1,4 @@
-"""A budgeted job's opening: the range test from the initial weights, the restore, the warmup."""
+"""A budgeted job's opening: after the range test (test_range_test.py), the restore and the warmup."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from lrpilot.protocol import Decision, TunerConfig, WindowReport
 from lrpilot_service.engine import advance
 from lrpilot_service.engine.phases import note_grads
-from lrpilot_service.engine.probe import DECADES, probe_lr
+from lrpilot_service.engine.probe import DECADES
 from lrpilot_service.engine.state import State, new_state
 
 CONFIG = TunerConfig(total_steps=2000, seed=3)  # range test: 60 steps; warmup: 60 steps
@@ -41,17 +41,6 @@ def open_job(loss_at_lr: object) -> tuple[State, list[Decision]]:
     return state, decisions
 
 
-def test_the_range_test_snapshots_then_sweeps_geometrically_from_lr_min() -> None:
-    _, decisions = open_job(bowl)
-    first = decisions[0]
-    assert (first.phase, first.action, first.stage, first.ramp) == ("probe", "snapshot", -1, "geometric")
-    assert first.steps == 4 and first.max_loss is None  # its losses set the guard's reference
-    assert first.lr == CONFIG.lr_min
-    second = decisions[1]
-    assert second.max_loss == pytest.approx(3 * 2.0)
-    assert second.lr_at(second.start_step + 1) == pytest.approx(probe_lr(5, 60, CONFIG.lr_min, CONFIG.lr_max))
-
-
 def test_after_the_test_the_initial_weights_are_restored_and_warmed_up_to_the_bracket() -> None:
     state, decisions = open_job(bowl)
     warm = decisions[-1]
@@ -61,14 +50,6 @@ def test_after_the_test_the_initial_weights_are_restored_and_warmed_up_to_the_br
     assert 5e-3 < high < 0.3 and low == pytest.approx(high / 10**DECADES)
     assert warm.lr_at(warm.start_step + warm.steps - 1) == pytest.approx(math.sqrt(low * high))
     assert state["recent_losses"] == []  # the sweep's losses say nothing about the warmed-up model
-
-
-def test_an_exploding_test_stops_at_the_first_loss_past_the_guard() -> None:
-    state, decisions = open_job(bowl)
-    probe = state["probe"]
-    assert probe is not None and probe["diverged_at"] is not None
-    swept = sum(d.steps for d in decisions[:-1])
-    assert decisions[-1].start_step < swept  # the window ended early: fewer steps than planned
 
 
 def test_the_first_stage_searches_the_bracket() -> None:

@@ -153,3 +153,30 @@ def test_a_loss_that_starts_at_zero_is_bracketed_without_dividing_by_it() -> Non
     losses = [0.0] * 10 + [-float(i) for i in range(1, 21)] + [5.0] * 10
     found = bracket(losses, 40, 1e-4, 0.5, diverged_at=None)
     assert found.informative and "fell by" in found.reason
+
+
+def test_a_bracket_read_at_the_lrs_it_was_given_matches_one_read_at_the_sweep_s() -> None:
+    losses = curve(1e-4, 1e-2, 1e-1, noise=0.05, seed=4)
+    lrs = [probe_lr(i, STEPS, LO, HI) for i in range(STEPS)]
+    assert bracket(losses, STEPS, LO, HI, diverged_at=None, lrs=lrs) == bracket(
+        losses, STEPS, LO, HI, diverged_at=None
+    )
+    shifted = bracket(losses, STEPS, LO, HI, diverged_at=None, lrs=[lr * 10 for lr in lrs])
+    assert shifted.high == pytest.approx(10 * bracket(losses, STEPS, LO, HI, diverged_at=None).high)
+
+
+def test_the_loss_has_started_to_fall_only_past_the_noise_and_two_percent() -> None:
+    rng = np.random.default_rng(0)
+    flat = list(2.0 + 0.05 * rng.normal(size=12))
+    assert not probe.started_to_fall(flat)
+    assert not probe.started_to_fall([2.0, 2.0, 2.0, 1.97, 1.97])  # 1.5%: no signal
+    assert probe.started_to_fall([2.0, 2.0, 2.0, 1.9, 1.9])
+    assert not probe.started_to_fall([2.0, 2.0, 1.0, 1.0])  # too few losses to judge
+    assert probe.started_to_fall([*flat, 1.7, 1.6])
+    assert not probe.started_to_fall([*flat, 1.95, 1.95])  # within three noise sds of the mean of two
+
+
+def test_sweep_steps_cover_the_decades_at_the_pace() -> None:
+    assert probe.sweep_steps(1e-6, 1.0, 2.5) == 15
+    assert probe.sweep_steps(1e-3, 1.0, 10.0) == 30
+    assert probe.sweep_steps(1.0, 1.0, 10.0) == 1

@@ -1,10 +1,11 @@
 """The job's opening: the range test from the initial weights, then the warmup into stage 0.
 
 With a budget, a job starts with the range test (``probe``): the engine snapshots the initial
-weights, sweeps the LR geometrically from ``lr_min`` to ``lr_max`` (stopping at the first loss past
-the guard), restores the initial weights and warms up linearly to the centre of the bracket the
-test found (:mod:`lrpilot_service.engine.probe`). The range test's steps are charged like any
-other (about 3% of the budget); the warmup's are kept.
+weights, sweeps the LR geometrically toward ``lr_max`` (stopping at the first loss past the guard;
+:mod:`lrpilot_service.engine.range_test`), restores the initial weights and warms up linearly to
+the centre of the bracket the test found (:mod:`lrpilot_service.engine.probe`). The range test's
+steps are charged like any other (about 3% of the budget, and its locating pass); the warmup's are
+kept.
 """
 
 from __future__ import annotations
@@ -13,10 +14,8 @@ import math
 from collections.abc import Sequence
 
 from lrpilot.protocol import Action, TunerConfig
-from lrpilot_service.engine import divergence
 from lrpilot_service.engine.budget import Budget, lr_of
-from lrpilot_service.engine.moments import mean_sd
-from lrpilot_service.engine.probe import bracket, probe_lr
+from lrpilot_service.engine.range_test import begin_probe
 from lrpilot_service.engine.segments import set_segment
 from lrpilot_service.engine.state import State
 
@@ -24,44 +23,10 @@ from lrpilot_service.engine.state import State
 def begin(st: State, config: TunerConfig, budget: Budget) -> tuple[Action, str] | None:
     """The first segment of a new job: the range test, or the warmup; None: straight to stage 0."""
     if budget.probe_steps > 0:
-        p = budget.probe_steps
-        st["probe"] = {"losses": [], "diverged_at": None}
-        end_lr = probe_lr(p, p, config.lr_min, config.lr_max)
-        set_segment(st, "probe", 0, p, config.lr_min, end_lr, ramp="geometric")
-        return (
-            "snapshot",
-            f"range test: lr from {config.lr_min:.3g} toward {config.lr_max:.3g} (geometric) over {p} "
-            "steps, from the initial weights",
-        )
+        return "snapshot", begin_probe(st, config, budget)
     if budget.warmup_steps > 0 and budget.warmup_lr is not None:
         return "continue", _start_warmup(st, 0, budget.warmup_steps, budget.warmup_lr)
     return None
-
-
-def absorb_probe(
-    st: State, config: TunerConfig, budget: Budget, losses: Sequence[float], stop: int | None
-) -> tuple[bool, str]:
-    """Record a range-test window; return (the test is over, why)."""
-    probe = st["probe"]
-    assert probe is not None  # the probe phase opens it
-    first_window = st["ref_loss"] is None
-    if first_window:  # its losses set the guard's reference and the untrained model's level
-        st["ref_loss"] = divergence.reference_level(losses)
-        finite = [v for v in losses if math.isfinite(v)]
-        st["initial_level"] = mean_sd(finite)[0] if finite else None
-        stop = next((i for i, v in enumerate(losses) if not math.isfinite(v)), None)
-    kept = losses if stop is None else losses[:stop]
-    probe["losses"].extend(float(v) for v in kept if math.isfinite(v))
-    if stop is not None:
-        probe["diverged_at"] = len(probe["losses"])
-    elif st["next_step"] < st["segment"]["end"]:
-        return False, f"range test continues ({len(probe['losses'])} steps)"
-    found = bracket(
-        probe["losses"], budget.probe_steps, config.lr_min, config.lr_max, diverged_at=probe["diverged_at"]
-    )
-    st["bracket"] = [found.low, found.high]
-    st["ref_loss"] = None  # the first stage measures its own reference from the warmup
-    return True, f"{found.reason}: first stage searches [{found.low:.3g}, {found.high:.3g}]"
 
 
 #: Where in the bracket (0: its low end, 1: its top, on the log scale) the warmup ends.

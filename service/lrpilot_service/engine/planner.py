@@ -18,7 +18,8 @@ from lrpilot_service.engine import divergence, halving, health, keep_best, overf
 from lrpilot_service.engine.budget import Budget, resolve, sized_tau
 from lrpilot_service.engine.finish import planning_limit
 from lrpilot_service.engine.next_stage import BACKOFF, fallback_lr, plan_next, rise, try_segment
-from lrpilot_service.engine.phases import absorb_probe, begin, note_grads, warmup
+from lrpilot_service.engine.phases import begin, note_grads, warmup
+from lrpilot_service.engine.range_test import absorb_probe, probe_window
 from lrpilot_service.engine.segments import lr_at, set_segment, window_steps
 from lrpilot_service.engine.stage import (
     conclude,
@@ -45,8 +46,6 @@ from lrpilot_service.engine.validation import (
     worst_validation,
 )
 
-#: The range test's first window: its losses set the reference the guard is measured against.
-PROBE_REFERENCE_STEPS = 4
 #: A stage that stalled searches again only if it is among the first this-many stages (None: any).
 #: A first stage that stalls chose badly from a fresh model (the LM that stalled at 1.7x the tuned
 #: loss); later, a model that stops improving on the training loss has mostly converged at its LR,
@@ -136,9 +135,9 @@ def _absorb(
     step, end = st["next_step"], st["segment"]["end"]
 
     if phase == "probe":
-        done, reason = absorb_probe(st, config, budget, losses, stop)
-        if not done:
-            return "continue", reason, None
+        going_on, reason = absorb_probe(st, config, budget, losses, stop)
+        if going_on is not None:
+            return going_on, reason, None
         return "restore", f"{reason}; {warmup(st, config, budget)}", None
 
     if phase == "search":
@@ -344,8 +343,9 @@ def _emit(
     """Write the decision for the awaited window into the state and return both."""
     seg, step, phase = st["segment"], st["next_step"], st["phase"]
     steps = 0 if phase == "done" else window_steps(seg, step, window_cap(st, config))
-    if phase == "probe" and st["ref_loss"] is None:  # a short first window sets the guard's reference
-        steps = min(steps, PROBE_REFERENCE_STEPS)
+    cap = probe_window(st) if phase == "probe" else None
+    if cap is not None:
+        steps = min(steps, cap)
     search = st["search"]
     guarded = phase in ("probe", "search", "exploit", "anneal")
     eval_at = eval_steps(st, config)

@@ -32,7 +32,10 @@ seeds the first stage's 5 tries then land on the LRs that most workloads want (a
 want less lose 3-5% (docs/engine.md, round 9). What reaches lower: the overfitting check and
 back-offs, and a stage in which no try learned widens the bracket a decade down.
 
-Everything here is a pure function of the probe's losses.
+Where the test proper starts (round 18): one decade below where a quick locating pass saw the loss
+fall (:mod:`lrpilot_service.engine.range_test`), so its steps resolve the decades that matter.
+
+Everything here is a pure function of the probe's losses and the LRs they were taken at.
 """
 
 from __future__ import annotations
@@ -59,6 +62,12 @@ EDGE_SHARE = 0.5
 #: A drop smaller than this share of the starting level, or than a few noise sds, is no signal.
 MIN_DROP_SHARE = 0.02
 NOISE_SDS = 3.0
+#: The locating pass (range_test.py): its pace, how often it checks the loss, and how far below
+#: the window where the loss fell the test proper starts. ``ADAPTIVE = False``: no locating pass.
+ADAPTIVE = True
+LOCATE_PER_DECADE = 2.5
+CHECK_STEPS = 2
+BACKOFF_DECADES = 1.0
 
 
 @dataclass(frozen=True)
@@ -79,6 +88,26 @@ def probe_lr(index: int, steps: int, lr_min: float, lr_max: float) -> float:
     return float(lr_min * (lr_max / lr_min) ** (index / steps))
 
 
+def sweep_steps(low: float, high: float, per_decade: float) -> int:
+    """Steps of a geometric sweep from ``low`` to ``high`` at ``per_decade`` steps a decade (>= 1)."""
+    return max(1, math.ceil(math.log10(high / low) * per_decade - 1e-9))
+
+
+def started_to_fall(losses: Sequence[float]) -> bool:
+    """Has the sweep's loss begun to fall? The mean of the last ``CHECK_STEPS`` losses lies below
+    the median of the first three by more than ``MIN_DROP_SHARE`` of it and ``NOISE_SDS`` standard
+    deviations of that difference. The noise sd is read robustly from step-to-step differences
+    (their median absolute value is 0.674 * sqrt(2) sd for Gaussian noise); a median of three has
+    variance about (pi / 2) sd^2 / 3, a mean of k sd^2 / k."""
+    if len(losses) < 3 + CHECK_STEPS:
+        return False
+    v = np.asarray(losses, dtype=np.float64)
+    start, recent = float(np.median(v[:3])), float(np.mean(v[-CHECK_STEPS:]))
+    sd = float(np.median(np.abs(np.diff(v)))) / (0.6745 * math.sqrt(2))
+    spread = sd * math.sqrt(math.pi / 6 + 1 / CHECK_STEPS)
+    return start - recent > max(MIN_DROP_SHARE * abs(start), NOISE_SDS * spread)
+
+
 def _smooth(values: Sequence[float], half_width: int) -> np.ndarray:
     """Running median: one noisy minibatch must not set the minimum or the edge."""
     v = np.asarray(values, dtype=np.float64)
@@ -96,20 +125,31 @@ def _floor(s: np.ndarray, i_min: int, edge: int | None, band: float) -> tuple[in
 
 
 def bracket(
-    losses: Sequence[float], steps: int, lr_min: float, lr_max: float, *, diverged_at: int | None
+    losses: Sequence[float],
+    steps: int,
+    lr_min: float,
+    lr_max: float,
+    *,
+    diverged_at: int | None,
+    lrs: Sequence[float] | None = None,
 ) -> Bracket:
-    """The search range from the range test's losses (step i at ``probe_lr(i, steps, ...)``).
+    """The search range from the range test's losses: step i at ``lrs[i]``, or without ``lrs`` at
+    ``probe_lr(i, steps, ...)`` (one pace over ``steps``, which also sets the smoothing).
 
     ``diverged_at`` is the index of the step where the loss went non-finite or past the guard
-    (the test stopped there), or None when it ran its whole length.
+    (the test stopped there; ``lrs`` then holds its LR too), or None when it ran its whole length.
     """
+
+    def lr_at(i: int) -> float:
+        return lrs[min(i, len(lrs) - 1)] if lrs else probe_lr(i, steps, lr_min, lr_max)
+
     finite = [v for v in losses if math.isfinite(v)]
     top = max((abs(v) for v in finite), default=0.0) or 1.0
     finite = [v / top for v in finite]  # scale-free, and no overflow for losses near 1e308
     whole = Bracket(lr_min, lr_max, False, "range test saw no learning: searching the whole range")
     if len(finite) < 8:
         if diverged_at is not None and diverged_at < 8:  # diverged at once: only the bottom is safe
-            top = probe_lr(max(diverged_at - 1, 0), steps, lr_min, lr_max)
+            top = lr_at(max(diverged_at - 1, 0))
             high = max(top, lr_min * 10)
             return Bracket(lr_min, min(high, lr_max), True, f"range test diverged at once (lr {top:.3g})")
         return whole
@@ -123,17 +163,17 @@ def bracket(
     edge = next((i for i in range(i_min, len(s)) if s[i] > s[i_min] + EDGE_SHARE * drop), None)
     if edge is None and diverged_at is not None:
         edge = diverged_at
-    lr_at_min = probe_lr(i_min, steps, lr_min, lr_max)
+    lr_at_min = lr_at(i_min)
     fell = f"{drop / abs(start):.0%}" if start else f"by {drop * top:.3g}"  # a loss that starts at 0
     why = f"range test: loss fell {fell} to its minimum at lr {lr_at_min:.3g}"
-    first, last = (probe_lr(i, steps, lr_min, lr_max) for i in _floor(s, i_min, edge, FLOOR_SHARE * drop))
+    first, last = (lr_at(i) for i in _floor(s, i_min, edge, FLOOR_SHARE * drop))
     centre = math.sqrt(first * last)
     at = {"capped": min(lr_at_min, centre), "centre": centre, "knee": first, "minimum": lr_at_min}[TOP_AT]
     if at != lr_at_min:
         why += f", floor lr {first:.3g}-{last:.3g}, top read at lr {at:.3g} ({TOP_AT})"
     high = at * TOP_FACTOR
     if edge is not None:
-        lr_edge = probe_lr(edge, steps, lr_min, lr_max)
+        lr_edge = lr_at(edge)
         high = min(high, lr_edge)
         why += f", edge at lr {lr_edge:.3g}"
     high = min(max(high, lr_min * 10), lr_max)

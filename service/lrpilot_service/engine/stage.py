@@ -309,6 +309,22 @@ def _widened(state: State, config: TunerConfig) -> str:
     return f", widened down to lr={bracket[0]:.3g}"
 
 
+#: A stage whose only try that learned is its lowest, with a try above it that stalled (no
+#: progress, no divergence), is searched again over the widened bracket, as one in which no try
+#: learned (lever ``no-edge-research``). The LR that learns may lie below every try: a language
+#: model's hard part progresses only near its best LR, and a stage that kept its lowest try held
+#: 7x that LR to the end (``StallingModel``, tests/engine/test_failure_classes.py).
+EDGE_RESEARCH = True
+
+
+def _only_the_lowest_learned(search: SearchState, learned: list[float | None]) -> bool:
+    scored = [(x, y, z) for x, y, z in zip(search["xs"], search["ys"], learned, strict=True)]
+    lowest = min(range(len(scored)), key=lambda i: scored[i][0])
+    others = [s for i, s in enumerate(scored) if i != lowest]
+    stalled = any(y is not None and z is None for _, y, z in others)
+    return scored[lowest][2] is not None and all(z is None for _, _, z in others) and stalled
+
+
 def learned_scores(search: SearchState, level: tuple[float, float] | None) -> list[float | None]:
     """The tries' scores, None for a try that diverged or made no significant progress on ``level``."""
     return [
@@ -336,6 +352,12 @@ def conclude(state: State, config: TunerConfig, fallback_lr: float) -> tuple[flo
             choice = choose_best(search["xs"], learned, sds=search["sds"], tolerance=tie)
             stalled = sum(y is None for y in learned) - sum(y is None for y in search["ys"])
             why = choice.reason + (f"; {stalled} tries that made no progress excluded" if stalled else "")
+            if EDGE_RESEARCH and _only_the_lowest_learned(search, learned):
+                state["research"] = "all"
+                why += (
+                    "; only the lowest try learned (those above it stalled): the next stage searches "
+                    "the whole range again" + _widened(state, config)
+                )
         else:  # nothing learned yet: see _uninformative; search the whole range again next stage
             choice = _uninformative(search, state["best_lr"])
             state["research"] = "all"

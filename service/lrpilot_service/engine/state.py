@@ -14,7 +14,7 @@ from typing import Any, Literal, NotRequired, cast
 
 from typing_extensions import TypedDict  # pydantic can validate these on Python 3.11
 
-from lrpilot.protocol import Decision, Phase, Ramp, StageSummary
+from lrpilot.protocol import Decision, Phase, Ramp, StageSummary, ramp_lr
 
 Research = Literal["no", "all", "below"]
 SearchKind = Literal["first", "refine", "all", "below"]
@@ -113,10 +113,12 @@ class GradSummary(TypedDict):
 
 
 class ProbeState(TypedDict):
-    """The range test's observations so far (finite losses, in step order)."""
+    """The range test's observations so far (finite losses, in step order, and the LR of each)."""
 
     losses: list[float]
+    lrs: list[float]  # one more than the losses when the test diverged: the LR it diverged at
     diverged_at: int | None
+    locating: bool  # the quick pass that finds where the loss moves (range_test.py)
 
 
 class State(TypedDict):
@@ -207,6 +209,15 @@ def _upgrade_v1(state: dict[str, Any]) -> dict[str, Any]:
     return state
 
 
+def _upgrade_probe(state: dict[str, Any]) -> None:
+    """A range test begun before the test located the loss first sweeps at one pace over its segment."""
+    probe, seg = state["probe"], state["segment"]
+    steps = len(probe["losses"]) + (probe["diverged_at"] is not None)
+    span = max(1, seg["end"] - seg["start"])
+    probe["lrs"] = [ramp_lr(seg["lr"], seg["lr_end"], i / span, "geometric") for i in range(steps)]
+    probe["locating"] = False
+
+
 def copy_state(state: Mapping[str, Any]) -> State:
     """A deep, JSON-checked copy: the caller's state is never mutated, and bad data fails here.
 
@@ -226,6 +237,8 @@ def copy_state(state: Mapping[str, Any]) -> State:
     copied.setdefault("best_val", None)  # ... from before the hold stopped early
     copied.setdefault("kept_val", None)  # ... from before the job kept its best model
     copied.setdefault("reach", None)  # ... from before a stage could reach above its tries
+    if copied.get("probe") is not None and "lrs" not in copied["probe"]:
+        _upgrade_probe(copied)  # ... from before the range test kept the LR of each step
     return cast(State, copied)
 
 

@@ -263,6 +263,11 @@ LEVERS: dict[str, Lever] = {
         "before round 18)",
         patches={"lrpilot_service.engine.probe.ADAPTIVE": False},
     ),
+    "locate-always": _ablation(
+        "the range test's locating pass at any pace (by default only where one pace over the whole "
+        "range would sweep fewer than 10 steps a decade: T < 2,000 on the wide range)",
+        patches={"lrpilot_service.engine.probe.LOCATE_BELOW": math.inf},
+    ),
     "probe-fixed-own": _ablation(
         "the workload's own LR range, and the range test without its locating pass",
         lr_range="own",

@@ -16,6 +16,11 @@ test proper sweeps the whole range at one pace, as before round 18: with SGD the
 LR times the steps taken at it, and 2.5 steps a decade move it only at the edge (the digits MLP,
 the teacher CNN and the Friedman MLP: 15 steps lost, 0.5-0.75% of their budgets).
 ``probe.ADAPTIVE = False`` skips the pass (lever ``probe-fixed``).
+
+The pass runs only where one pace would be coarse: fewer than ``probe.LOCATE_BELOW`` (10) steps a
+decade, which on the wide range is T < 2,000. Where the sweep already has 10 a decade it adds
+steps and no resolution, and measured on 10 paired seeds it cost the byte-level LM (T = 2,000) 4%
+and the SGD workloads up to 1% (lever ``locate-always``; docs/engine.md, round 18).
 """
 
 from __future__ import annotations
@@ -36,7 +41,8 @@ REFERENCE_STEPS = 4
 
 def begin_probe(st: State, config: TunerConfig, budget: Budget) -> str:
     """Open the range test from the initial weights (the caller snapshots them); return why."""
-    locating = probe.ADAPTIVE
+    pace = budget.probe_steps / math.log10(config.lr_max / config.lr_min)
+    locating = probe.ADAPTIVE and pace < probe.LOCATE_BELOW
     st["probe"] = {"losses": [], "lrs": [], "diverged_at": None, "locating": locating}
     if locating:
         steps = probe.sweep_steps(config.lr_min, config.lr_max, probe.LOCATE_PER_DECADE)

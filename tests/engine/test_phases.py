@@ -6,23 +6,14 @@ import math
 
 import pytest
 
-from lrpilot.protocol import Decision, TunerConfig, WindowReport
+from lrpilot.protocol import TunerConfig, WindowReport
 from lrpilot_service.engine import advance
 from lrpilot_service.engine.phases import note_grads
 from lrpilot_service.engine.probe import DECADES
-from lrpilot_service.engine.state import State, new_state
+from lrpilot_service.engine.state import new_state
+from tests.engine.test_range_test import open_job
 
 CONFIG = TunerConfig(total_steps=2000, seed=3)  # range test: 60 steps; warmup: 60 steps
-
-
-def report_of(d: Decision, loss_at_lr: object) -> WindowReport:
-    """Losses as a function of each step's LR, stopped where the decision's guard would stop."""
-    losses: list[float] = []
-    for step in range(d.start_step, d.start_step + d.steps):
-        losses.append(loss_at_lr(d.lr_at(step)))  # type: ignore[operator]
-        if d.should_stop(losses[-1]):
-            break
-    return WindowReport(start_step=d.start_step, losses=losses)
 
 
 def bowl(lr: float) -> float:
@@ -32,17 +23,8 @@ def bowl(lr: float) -> float:
     return 2.0 - 1.5 * min(1.0, max(0.0, math.log10(lr / 1e-4) / 2)) + 4 * max(0.0, lr - 0.05)
 
 
-def open_job(loss_at_lr: object) -> tuple[State, list[Decision]]:
-    state, d = advance(CONFIG, None, None)
-    decisions = [d]
-    while d.phase == "probe":
-        state, d = advance(CONFIG, state, report_of(d, loss_at_lr))
-        decisions.append(d)
-    return state, decisions
-
-
 def test_after_the_test_the_initial_weights_are_restored_and_warmed_up_to_the_bracket() -> None:
-    state, decisions = open_job(bowl)
+    state, decisions = open_job(bowl, CONFIG)
     warm = decisions[-1]
     assert (warm.phase, warm.action, warm.stage) == ("warmup", "restore", -1)
     assert state["bracket"] is not None
@@ -53,7 +35,7 @@ def test_after_the_test_the_initial_weights_are_restored_and_warmed_up_to_the_br
 
 
 def test_the_first_stage_searches_the_bracket() -> None:
-    state, decisions = open_job(bowl)
+    state, decisions = open_job(bowl, CONFIG)
     d = decisions[-1]
     while d.phase == "warmup":
         state, d = advance(CONFIG, state, WindowReport(start_step=d.start_step, losses=[1.0] * d.steps))

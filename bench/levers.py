@@ -273,10 +273,10 @@ LEVERS: dict[str, Lever] = {
         lr_range="own",
         patches={"lrpilot_service.engine.probe.ADAPTIVE": False},
     ),
-    "no-edge-research": _ablation(
-        "a stage whose only try that learned is its lowest (the tries above it stalled) keeps that "
-        "try, and is not searched again over the widened bracket",
-        patches={"lrpilot_service.engine.stage.EDGE_RESEARCH": False},
+    "edge-research": _ablation(
+        "a stage whose only try that learned is its lowest (the tries above it stalled) is searched "
+        "again over the widened bracket (by default it keeps that try)",
+        patches={"lrpilot_service.engine.stage.EDGE_RESEARCH": True},
     ),
     "probe-minimum": _ablation(
         "the bracket's top at twice the range test's minimum, not capped at the centre of its "

@@ -15,10 +15,13 @@ benchmark's ``teacher_cnn`` and ``lm_bytes`` workloads are the real-model counte
 
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
 import pytest
 
 from lrpilot.protocol import TunerConfig
+from lrpilot_service.engine import stage
 from tests.engine.simulation import DyingNetwork, StallingModel, drive
 
 SEEDS = range(6)
@@ -44,13 +47,27 @@ def test_a_plateau_then_a_quiet_death_does_not_collapse_the_run(seed: int) -> No
     assert model.full_loss() < 0.9 * model.initial, "collapsed: the final loss is the untrained one's"
 
 
-def test_an_lr_that_stalls_is_left() -> None:
-    """At most two seeds in 16 end above 1.35x the oracle. The engine of round 17 left 3 of 16 there
-    (its 6 seeds before round 18 happened to pass); a stage whose only try that learned is its
-    lowest now searches again (``stage.EDGE_RESEARCH``), and two seeds in 16 still stall."""
+def stall_ratios() -> list[float]:
+    """Final loss over the oracle's, for 16 seeds of the stalling LM."""
     ratios = []
     for seed in range(16):
         model = StallingModel(seed=seed)
         drive(TunerConfig(seed=seed, **WIDE), model)
         ratios.append(model.full_loss() / oracle(StallingModel, seed))
+    return ratios
+
+
+def test_an_lr_that_stalls_is_left() -> None:
+    """Most seeds end within 1.35x the oracle (the first release: all at 2.6x), at most 3 of 16
+    above it (2.3-2.5x: a later stage kept its lowest try, the only one that learned)."""
+    ratios = stall_ratios()
+    assert float(np.median(ratios)) <= 1.25, [round(r, 2) for r in ratios]
+    assert sum(r > 1.35 for r in ratios) <= 3, [round(r, 2) for r in ratios]
+
+
+def test_the_edge_re_search_leaves_a_stall_on_one_seed_more() -> None:
+    """Lever ``edge-research`` (off by default: on the benchmark it only searched late stages on
+    their noise floor again) re-searches a stage whose only learning try is its lowest: 2 of 16."""
+    with mock.patch.object(stage, "EDGE_RESEARCH", True):
+        ratios = stall_ratios()
     assert sum(r > 1.35 for r in ratios) <= 2, [round(r, 2) for r in ratios]

@@ -43,9 +43,10 @@ def test_the_first_stage_chooses_within_factor_four_of_the_best_constant_lr_and_
 def test_later_stages_choose_far_off_at_most_one_time_in_four(runs) -> None:  # type: ignore[no-untyped-def]
     """Later stages start from a model near its noise floor, where a smaller LR wins a short try
     (the short-horizon bias) and the best constant LR over the stage is a weak target: choices 4x
-    and more below it happen (12 seeds: 2 of 12 second stages on the engine of round 17, 3 of 12
-    on round 18's, whose final losses are within 1.4% of each other). What must not happen is a
-    stage off on most seeds."""
+    and more below it happen (12 seeds: 2 of 12 second stages, and 3 of 12 with the range test's
+    locating pass forced at 18 steps a decade, lever ``locate-always``, whose final losses are
+    within 1.4%). What must not happen is a stage off on most seeds. Five seeds, as this test ran
+    before round 18, happened to hold none."""
     off = off_by(runs, {s for rows, _, _ in runs for s, _, _ in rows} - {0})
     assert sum(o > 4.0 for o in off) <= len(off) / 4, sorted(off)
 
@@ -58,8 +59,8 @@ def test_every_job_uses_exactly_its_budget_and_ends_below_the_start(runs) -> Non
 
 
 def test_diverging_lrs_are_tried_rejected_and_never_chosen() -> None:
-    trainer = LinearRegressionSGD(seed=11)  # no range test: the search itself meets the divergence
-    config = TunerConfig(lr_min=1e-3, lr_max=100.0, total_steps=2000, seed=11, probe="none")
+    trainer = LinearRegressionSGD(seed=11)
+    config = TunerConfig(lr_min=1e-3, lr_max=100.0, total_steps=2000, seed=11)
     outcome = drive(config, trainer)
     stages = summarize(outcome.states[-1])
     diverged = [c for s in stages for c in s.candidates if c.method == "diverged"]

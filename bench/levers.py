@@ -261,7 +261,7 @@ LEVERS: dict[str, Lever] = {
     "probe-fixed": _ablation(
         "the range test sweeps the whole range at one pace from lr_min (no locating pass; the test "
         "before round 18)",
-        patches={"lrpilot_service.engine.probe.ADAPTIVE": False},
+        patches={"lrpilot_service.engine.probe.LOCATE_BELOW": 0.0},
     ),
     "locate-always": _ablation(
         "the range test's locating pass at any pace (by default only where one pace over the whole "
@@ -271,7 +271,7 @@ LEVERS: dict[str, Lever] = {
     "probe-fixed-own": _ablation(
         "the workload's own LR range, and the range test without its locating pass",
         lr_range="own",
-        patches={"lrpilot_service.engine.probe.ADAPTIVE": False},
+        patches={"lrpilot_service.engine.probe.LOCATE_BELOW": 0.0},
     ),
     "edge-research": _ablation(
         "a stage whose only try that learned is its lowest (the tries above it stalled) is searched "

@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--fixed", action="store_true", help="no locating pass: one sweep at one pace")
     args = p.parse_args(argv)
-    with mock.patch.object(probe, "ADAPTIVE", not args.fixed):
+    with mock.patch.object(probe, "LOCATE_BELOW", 0.0 if args.fixed else probe.LOCATE_BELOW):
         _table([w for w in args.workloads.split(",") if w], args.seeds)
     return 0
 

@@ -78,7 +78,7 @@ def test_the_test_proper_resolves_the_decade_where_the_loss_moves_more_finely() 
         return sum(3e-3 <= lr <= 3e-2 for lr in sweep["lrs"])
 
     located, _ = open_job(cliff)
-    with mock.patch.object(probe, "ADAPTIVE", False):
+    with mock.patch.object(probe, "LOCATE_BELOW", 0.0):
         fixed, decisions = open_job(cliff)
     assert decisions[1].steps > probe.CHECK_STEPS  # one pace: no checks, no restore
     assert all(d.action != "restore" for d in decisions if d.phase == "probe")
@@ -101,7 +101,7 @@ def test_a_pass_that_ends_before_the_loss_falls_hands_over_to_the_whole_range_at
     curve: LOSS,
 ) -> None:
     state, decisions = open_job(curve)
-    with mock.patch.object(probe, "ADAPTIVE", False):
+    with mock.patch.object(probe, "LOCATE_BELOW", 0.0):
         fixed, fixed_decisions = open_job(curve)
     assert state["bracket"] == fixed["bracket"]  # the test before the locating pass, unchanged
     restart = proper(decisions)[0]
@@ -130,7 +130,7 @@ def test_a_sweep_of_ten_steps_a_decade_or_more_needs_no_locating_pass() -> None:
 
 
 def test_a_test_begun_by_the_engine_before_the_locating_pass_goes_on_with_its_sweep() -> None:
-    with mock.patch.object(probe, "ADAPTIVE", False):
+    with mock.patch.object(probe, "LOCATE_BELOW", 0.0):
         state, d = advance(CONFIG, None, None)
         state, d = advance(CONFIG, state, report_of(d, cliff))
         state, d = advance(CONFIG, state, WindowReport(start_step=d.start_step, losses=[2.3] * 6))

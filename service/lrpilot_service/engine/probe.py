@@ -63,10 +63,9 @@ EDGE_SHARE = 0.5
 MIN_DROP_SHARE = 0.02
 NOISE_SDS = 3.0
 #: The locating pass (range_test.py): its pace, how often it checks the loss, and how far below
-#: the window where the loss fell the test proper starts. ``ADAPTIVE = False``: no locating pass.
-#: It runs only where one pace over the whole range would sweep fewer than ``LOCATE_BELOW`` steps a
-#: decade (lever ``locate-always``: at any pace).
-ADAPTIVE = True
+#: the window where the loss fell the test proper starts. It runs only where one pace over the
+#: whole range would sweep fewer than ``LOCATE_BELOW`` steps a decade (lever ``locate-always``: at
+#: any pace; lever ``probe-fixed``, 0: never).
 LOCATE_BELOW = 10.0
 LOCATE_PER_DECADE = 2.5
 CHECK_STEPS = 2

@@ -13,14 +13,13 @@ proper sweeps its ``budget.probe_steps`` from ``probe.BACKOFF_DECADES`` below th
 loss fell, up to ``lr_max``: the resolution a workload's own range would give, whatever the width
 of the range. Where the pass reaches ``lr_max`` without the loss falling, or diverges first, the
 test proper sweeps the whole range at one pace, as before round 18: with SGD the loss falls by the
-LR times the steps taken at it, and 2.5 steps a decade move it only at the edge (the digits MLP,
-the teacher CNN and the Friedman MLP: 15 steps lost, 0.5-0.75% of their budgets).
-``probe.ADAPTIVE = False`` skips the pass (lever ``probe-fixed``).
+LR times the steps taken at it, and at 2.5 steps a decade the teacher CNN's fell too little before
+``lr_max`` (13-15 steps lost).
 
 The pass runs only where one pace would be coarse: fewer than ``probe.LOCATE_BELOW`` (10) steps a
 decade, which on the wide range is T < 2,000. Where the sweep already has 10 a decade it adds
-steps and no resolution, and measured on 10 paired seeds it cost the byte-level LM (T = 2,000) 4%
-and the SGD workloads up to 1% (lever ``locate-always``; docs/engine.md, round 18).
+steps and no resolution, and measured on 10 paired seeds it cost the byte-level LM (T = 2,000)
+3.4% and the teacher CNN 1.2% (lever ``locate-always``; docs/engine.md, round 18).
 """
 
 from __future__ import annotations
@@ -42,7 +41,7 @@ REFERENCE_STEPS = 4
 def begin_probe(st: State, config: TunerConfig, budget: Budget) -> str:
     """Open the range test from the initial weights (the caller snapshots them); return why."""
     pace = budget.probe_steps / math.log10(config.lr_max / config.lr_min)
-    locating = probe.ADAPTIVE and pace < probe.LOCATE_BELOW
+    locating = pace < probe.LOCATE_BELOW
     st["probe"] = {"losses": [], "lrs": [], "diverged_at": None, "locating": locating}
     if locating:
         steps = probe.sweep_steps(config.lr_min, config.lr_max, probe.LOCATE_PER_DECADE)
@@ -111,26 +110,26 @@ def absorb_probe(
 
 
 def _located(st: State, config: TunerConfig, budget: Budget) -> str:
-    """The loss has fallen: restore the initial weights and sweep from ``BACKOFF_DECADES`` below
-    the window that showed it."""
+    """The loss has fallen: sweep from ``BACKOFF_DECADES`` below the window that showed it."""
     sweep = st["probe"]
     assert sweep is not None
     fell_at = sweep["lrs"][-probe.CHECK_STEPS]
     low = max(config.lr_min, fell_at / 10**probe.BACKOFF_DECADES)
-    sweep["losses"], sweep["lrs"], sweep["locating"] = [], [], False
-    return f"the loss fell from lr {fell_at:.3g}; restore the initial weights; " + _sweep(
-        st, config, budget, st["next_step"], low
-    )
+    return _restart(st, config, budget, low, f"the loss fell from lr {fell_at:.3g}")
 
 
 def _not_located(st: State, config: TunerConfig, budget: Budget, diverged: bool) -> str:
     """The pass ended (or diverged) before the loss fell: the loss moves only with more steps at
     each LR (plain SGD and SGD with momentum fall by the LR times the steps taken at it), so the
-    test proper sweeps the whole range at one pace, from the initial weights."""
+    test proper sweeps the whole range at one pace."""
+    why = "diverged" if diverged else f"reached lr {config.lr_max:.3g}"
+    return _restart(st, config, budget, config.lr_min, f"the locating pass {why} before the loss fell")
+
+
+def _restart(st: State, config: TunerConfig, budget: Budget, low: float, why: str) -> str:
+    """End the locating pass: drop its losses and start the test proper from ``low``, from the
+    initial weights (the caller's action is a restore)."""
     sweep = st["probe"]
     assert sweep is not None
-    why = "diverged" if diverged else f"reached lr {config.lr_max:.3g}"
     sweep["losses"], sweep["lrs"], sweep["locating"] = [], [], False
-    return f"the locating pass {why} before the loss fell; restore the initial weights; " + _sweep(
-        st, config, budget, st["next_step"], config.lr_min
-    )
+    return f"{why}; restore the initial weights; " + _sweep(st, config, budget, st["next_step"], low)

@@ -268,11 +268,6 @@ LEVERS: dict[str, Lever] = {
         "range would sweep fewer than 10 steps a decade: T < 2,000 on the wide range)",
         patches={"lrpilot_service.engine.probe.LOCATE_BELOW": math.inf},
     ),
-    "probe-fixed-own": _ablation(
-        "the workload's own LR range, and the range test without its locating pass",
-        lr_range="own",
-        patches={"lrpilot_service.engine.probe.LOCATE_BELOW": 0.0},
-    ),
     "edge-research": _ablation(
         "a stage whose only try that learned is its lowest (the tries above it stalled) is searched "
         "again over the widened bracket (by default it keeps that try)",

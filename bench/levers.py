@@ -69,7 +69,7 @@ LEVERS: dict[str, Lever] = {
     ),
     "no-rebase": _ablation(
         "the stage's level is the losses before it only, not the snapshot's own when that is higher",
-        patches={"lrpilot_service.engine.planner._rebase_level": never_failing},
+        patches={"lrpilot_service.engine.search_phase._rebase_level": never_failing},
     ),
     "no-tie-rule": _ablation(
         "the lowest posterior mean wins (no tie rule toward the larger LR)",
@@ -95,11 +95,11 @@ LEVERS: dict[str, Lever] = {
     "ramp-30-try-20": _ablation("ramp-30 and try-20 together", {"try_ramp": 0.3, "tau_ratio": 0.2}),
     "no-tie-tolerance": _ablation(
         "only statistical ties: no practical tolerance of 10% of the best try's progress",
-        patches={"lrpilot_service.engine.stage.TIE_PROGRESS_SHARE": 0.0},
+        patches={"lrpilot_service.engine.pick.TIE_PROGRESS_SHARE": 0.0},
     ),
     "tie-25": _ablation(
         "tries within 25% of the best try's progress tie with it",
-        patches={"lrpilot_service.engine.stage.TIE_PROGRESS_SHARE": 0.25},
+        patches={"lrpilot_service.engine.pick.TIE_PROGRESS_SHARE": 0.25},
     ),
     "tie-few": _ablation(
         "the tie rule also applies when fewer than 3 tries were scored (else the lowest one wins)",
@@ -121,11 +121,11 @@ LEVERS: dict[str, Lever] = {
     ),
     "no-tie-rel": _ablation(
         "no tie within 0.5% of the best score (only the progress share and the statistical tie)",
-        patches={"lrpilot_service.engine.stage.TIE_LOSS_SHARE": 0.0},
+        patches={"lrpilot_service.engine.pick.TIE_LOSS_SHARE": 0.0},
     ),
     "tie-rel-1": _ablation(
         "a tie also within 1% of the best score",
-        patches={"lrpilot_service.engine.stage.TIE_LOSS_SHARE": 0.01},
+        patches={"lrpilot_service.engine.pick.TIE_LOSS_SHARE": 0.01},
     ),
     "incumbent-first": _ablation(
         "a refinement's first try is the LR being trained (not the bracket's centre)",
@@ -143,11 +143,11 @@ LEVERS: dict[str, Lever] = {
     ),
     "shrink": _ablation(
         "a refinement moves the LR halfway (in log-LR) from the LR it refines to its winner",
-        patches={"lrpilot_service.engine.stage.SHRINK": 0.5},
+        patches={"lrpilot_service.engine.pick.SHRINK": 0.5},
     ),
     "shrink-few": _ablation(
         "a refinement with fewer than 3 scored tries moves only halfway (log-LR) to its winner",
-        patches={"lrpilot_service.engine.stage.SHRINK_FEW": 0.5},
+        patches={"lrpilot_service.engine.pick.SHRINK_FEW": 0.5},
     ),
     "refine-3x": _ablation(
         "later stages search x/÷3 around the last LR (the whole bracket by default)",
@@ -200,7 +200,7 @@ LEVERS: dict[str, Lever] = {
     "no-widen": _ablation(
         "a search in which no try made progress leaves the bracket as it is (by default its bottom "
         "drops a decade)",
-        patches={"lrpilot_service.engine.stage.WIDEN_DECADES": 0.0},
+        patches={"lrpilot_service.engine.pick.WIDEN_DECADES": 0.0},
     ),
     "no-spikes": _ablation(
         "every finite loss past the guard is a divergence (by default a lone spike passes)",
@@ -271,7 +271,7 @@ LEVERS: dict[str, Lever] = {
     "edge-research": _ablation(
         "a stage whose only try that learned is its lowest (the tries above it stalled) is searched "
         "again over the widened bracket (by default it keeps that try)",
-        patches={"lrpilot_service.engine.stage.EDGE_RESEARCH": True},
+        patches={"lrpilot_service.engine.pick.EDGE_RESEARCH": True},
     ),
     "probe-minimum": _ablation(
         "the bracket's top at twice the range test's minimum, not capped at the centre of its "
@@ -282,7 +282,7 @@ LEVERS: dict[str, Lever] = {
     "r5": _ablation("5 tries in later stages instead of 3", {"refine_candidates": 5}),
     "exploit-x2": _ablation(
         "diagnostic: exploit at twice the stage's chosen LR (how much an LR-choice bias costs)",
-        patches={"lrpilot_service.engine.planner.conclude": doubled_choice},
+        patches={"lrpilot_service.engine.search_phase.conclude": doubled_choice},
     ),
     "anneal-sqrt": _ablation("1-sqrt anneal (WSD's cooldown) instead of linear", {"anneal": "sqrt"}),
     "anneal-cosine": _ablation("half-cosine anneal instead of linear", {"anneal": "cosine"}),

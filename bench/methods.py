@@ -80,7 +80,7 @@ def never_failing(*args: object) -> None:
 #: lrpilot without its checks for training that stops learning without a NaN.
 def doubled_choice(state: Any, config: Any, fallback_lr: float) -> tuple[float, bool, str]:
     """A stage's conclusion at twice the chosen LR (lever ``exploit-x2``); never continues the try."""
-    from lrpilot_service.engine.stage import conclude
+    from lrpilot_service.engine.pick import conclude
 
     lr, _, why = conclude(state, config, fallback_lr=fallback_lr)
     doubled = min(config.lr_max, 2 * lr)

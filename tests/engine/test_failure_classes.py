@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from lrpilot.protocol import TunerConfig
-from lrpilot_service.engine import stage
+from lrpilot_service.engine import pick
 from tests.engine.simulation import DyingNetwork, StallingModel, drive
 
 SEEDS = range(6)
@@ -68,6 +68,6 @@ def test_an_lr_that_stalls_is_left() -> None:
 def test_the_edge_re_search_leaves_a_stall_on_one_seed_more() -> None:
     """Lever ``edge-research`` (off by default: on the benchmark it only searched late stages on
     their noise floor again) re-searches a stage whose only learning try is its lowest: 2 of 16."""
-    with mock.patch.object(stage, "EDGE_RESEARCH", True):
+    with mock.patch.object(pick, "EDGE_RESEARCH", True):
         ratios = stall_ratios()
     assert sum(r > 1.35 for r in ratios) <= 2, [round(r, 2) for r in ratios]

@@ -8,10 +8,10 @@ from typing import cast
 import pytest
 
 from lrpilot.protocol import Decision, TunerConfig, WindowReport
-from lrpilot_service.engine import advance, overfit_stop, rich_data, stage
+from lrpilot_service.engine import advance, overfit_stop, pick, rich_data, stage
 from lrpilot_service.engine.state import SearchKind, State
 from tests.engine.test_planner import classic, exploit_with_val
-from tests.engine.test_stage import _state_with_tries
+from tests.engine.test_stage import state_with_tries
 
 #: The stage's pick below: x = 0.2 of the search's range [1e-4, 1].
 PICK = 1e-4 * 1e4**0.2
@@ -19,13 +19,13 @@ PICK = 1e-4 * 1e4**0.2
 
 def _concluded(val: float, *, train: float = 1.0, kind: SearchKind = "refine") -> tuple[float, str]:
     """A stage on validation scores: x = 0.2 wins clearly, x = 0.5 learned too, x = 0.8 did not."""
-    state = _state_with_tries([0.5, 0.2, 0.8], [0.50, 0.45, 1.60])
+    state = state_with_tries([0.5, 0.2, 0.8], [0.50, 0.45, 1.60])
     search = stage.searching(state)
     search["kind"], search["sds"] = kind, [0.0] * 3
     state.update(
         {"stage_level": [train, 0.0], "stage_val": val, "best_lr": 1e-2, "research": "no"}  # type: ignore[typeddict-item]
     )
-    lr, _, why = stage.conclude(state, TunerConfig(total_steps=1000, objective="val"), fallback_lr=1e-3)
+    lr, _, why = pick.conclude(state, TunerConfig(total_steps=1000, objective="val"), fallback_lr=1e-3)
     return lr, why
 
 
@@ -54,13 +54,13 @@ def _reach_concluded(
 
     Returns the LR held and the pick recorded as reached (None: no reach)."""
     monkeypatch.setattr(rich_data, "RICH_REACH", reach)
-    state = _state_with_tries([0.5, 0.2, 0.8], ys)
+    state = state_with_tries([0.5, 0.2, 0.8], ys)
     search = stage.searching(state)
     search["kind"], search["sds"] = kind, [0.0] * 3
     state.update(
         {"stage_level": [1.0, 0.0], "stage_val": 1.0, "best_lr": 1e-2, "research": "no", "bracket": None}  # type: ignore[typeddict-item]
     )
-    lr, _, _ = stage.conclude(state, TunerConfig(total_steps=1000, objective="val"), fallback_lr=1e-3)
+    lr, _, _ = pick.conclude(state, TunerConfig(total_steps=1000, objective="val"), fallback_lr=1e-3)
     return lr, state["reach"]
 
 

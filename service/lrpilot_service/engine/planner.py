@@ -9,28 +9,18 @@ stands, so any process can continue it.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 from lrpilot.protocol import Action, Decision, Forecast, Keep, TunerConfig, WindowReport
-from lrpilot_service.engine import divergence, halving, health, keep_best, overfit_stop, rich_data
-from lrpilot_service.engine.budget import Budget, resolve, sized_tau
+from lrpilot_service.engine import divergence, health, keep_best, overfit_stop, rich_data
+from lrpilot_service.engine.budget import Budget, resolve
 from lrpilot_service.engine.finish import planning_limit
-from lrpilot_service.engine.next_stage import BACKOFF, fallback_lr, plan_next, rise, try_segment
+from lrpilot_service.engine.next_stage import BACKOFF, plan_next
 from lrpilot_service.engine.phases import begin, note_grads, warmup
 from lrpilot_service.engine.range_test import absorb_probe, probe_window
+from lrpilot_service.engine.search_phase import absorb_search
 from lrpilot_service.engine.segments import lr_at, set_segment, window_steps
-from lrpilot_service.engine.stage import (
-    conclude,
-    finish_try,
-    next_try,
-    record_try_steps,
-    running_try,
-    searching,
-    tries_used,
-    void_try,
-)
 from lrpilot_service.engine.state import (
     Research,
     State,
@@ -141,44 +131,7 @@ def _absorb(
         return "restore", f"{reason}; {warmup(st, config, budget)}", None
 
     if phase == "search":
-        record_try_steps(st, losses, report.grad_norms, report.val_losses)
-        off_plan = _off_plan(awaited, report)
-        if stop is None and step < end and not off_plan:
-            return "continue", f"try continues at lr={awaited.lr:.3g}", None
-        started = running_try(st)["start"]
-        forecast: Forecast | None = None
-        if off_plan:
-            note = void_try(st)
-        else:
-            forecast = finish_try(st, config, st["tau"], step - started, diverged=stop is not None)
-            note = f"try at lr={forecast.lr:.3g} {_outcome(forecast)}"
-        search = searching(st)
-        stopped: list[str] = []
-        if tries_used(st) < search["n"]:
-            opened, why = next_try(st, config, step)
-            if opened is not None:
-                try_segment(st, config, step, search["try_steps"], opened["lr"])
-                return "restore", f"{note}; {why}", forecast
-            stopped.append(why)
-        final = halving.begin_final_round(st, config)
-        if final is not None:
-            opened, why = next_try(st, config, step)
-            assert opened is not None  # a queued finalist always opens
-            try_segment(st, config, step, search["try_steps"], opened["lr"])
-            return "restore", "; ".join([note, *stopped, final, why]), forecast
-        fallback = st["best_lr"] or fallback_lr(st, config, budget)
-        _rebase_level(st, health.level_of(search["starts"]))
-        lr, keep_going, concluded = conclude(st, config, fallback_lr=fallback)
-        reason = "; ".join([*stopped, concluded])
-        already = step - started if keep_going else 0
-        # the exploitation rises from the LR the model was last trained at: the try's, if it goes on
-        trained_at = lr_at(st["segment"], max(started, step - 1)) if keep_going else search.get("from_lr")
-        reach = rich_data.reach_rise(st, lr, trained_at)
-        rising = rise(config, search, trained_at, lr, exploit=True) or reach
-        length = sized_tau(st["tau"], lr, search.get("from_lr"))
-        set_segment(st, "exploit", step, step + max(1, length - already), lr, rise=rising)
-        action: Action = "continue" if keep_going else "restore"
-        return action, f"{note}; {reason}; exploit {st['segment']['end'] - step} steps", forecast
+        return absorb_search(st, config, budget, awaited, report, stop)
 
     if stop is not None and phase in ("exploit", "anneal"):
         why = divergence.describe(losses, report.grad_norms, stop, awaited.max_grad_norm)
@@ -232,20 +185,6 @@ def _absorb(
     return action, f"{phase} done; {why}{reason}", None
 
 
-def _rebase_level(st: State, snapshot_level: tuple[float, float] | None) -> None:
-    """Judge the tries and the exploitation against the snapshot's own loss when that reads higher.
-
-    The stage's level comes from the training losses just before the snapshot; each try's first
-    loss is the snapshot itself on a fresh batch. When the tries started higher, the pre-stage
-    level read low (noise, or a model still bouncing at a large LR), and every exploitation window
-    would look "worse than start": the higher of the two is the fair reference.
-    """
-    level = st["stage_level"]
-    if snapshot_level is None or level is None or snapshot_level[0] <= level[0]:
-        return
-    st["stage_level"] = [snapshot_level[0], max(snapshot_level[1], level[1])]
-
-
 def _backed_off(st: State) -> bool:
     """Has this stage already backed off (its segment runs below the LR the stage chose)?"""
     chosen = st["stages"][-1]["chosen_lr"] if st["stages"] else None
@@ -259,16 +198,6 @@ def _stall_researches(stage: int) -> bool:
 def _level(st: State) -> tuple[float, float] | None:
     level = st["stage_level"]
     return None if level is None else (level[0], level[1])
-
-
-def _off_plan(awaited: Decision, report: WindowReport) -> bool:
-    """Did the client train this window at other LRs than planned (fallback replay)?"""
-    if report.lrs is None:
-        return False
-    return any(
-        not math.isclose(lr, awaited.lr_at(report.start_step + i), rel_tol=1e-6, abs_tol=1e-12)
-        for i, lr in enumerate(report.lrs)
-    )
 
 
 def _note_validation(st: State, report: WindowReport) -> str | None:
@@ -324,12 +253,6 @@ def _back_off(
         return rewind, why + f"{rewind} and anneal from lr={lr:.3g}"
     set_segment(st, "exploit", step, end, lr)
     return rewind, why + f"{rewind} and exploit at lr={lr:.3g}"
-
-
-def _outcome(forecast: Forecast) -> str:
-    if forecast.method == "diverged":
-        return f"diverged after {forecast.steps} steps"
-    return f"forecast {forecast.predicted:.4g} ± {forecast.uncertainty:.2g} ({forecast.method})"
 
 
 def _emit(

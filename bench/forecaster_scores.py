@@ -17,8 +17,16 @@ from scipy.stats import spearmanr
 
 from bench.workloads import WORKLOADS
 from lrpilot_service.engine import rich_data
+from lrpilot_service.engine.cooldown import cooldown_steps
 
 TRY_LENGTHS = (10, 20, 40)
+#: The branch's history: a linear warmup over this share of the budget, then the grid centre held.
+WARMUP_SHARE = 0.05
+COOLDOWN_SHARE = 0.3  # the engine's default try_cooldown
+#: The plan that follows a choice: hold, then a linear anneal to zero over this share of the budget.
+ANNEAL_SHARE = 0.2
+#: The share of the branch's history (its end) that the river's slope is fitted on (river_slope).
+RIVER_FIT_SHARE = 0.5
 #: Each candidate's plan is trained twice from the branch: on the case's batches (the truth the
 #: scorers rank) and on another shuffle (the replicate). How well the replicate ranks the truth is
 #: the ceiling set by batch noise alone: a scorer cannot be expected to rank a realised final loss
@@ -31,6 +39,8 @@ BEST = "-best"
 HORIZON = "horizon-val"
 #: The cooled validation score read where the engine's rich-data raise would take the pick (rich_scores).
 RICH = "rich-val"
+#: RICH, plus the progress a candidate below the pick forgoes over the plan (area_scores).
+AREA = "area-val"
 
 
 SCORERS = (
@@ -41,6 +51,7 @@ SCORERS = (
     ),
     HORIZON,
     RICH,
+    AREA,
     f"law@{max(TRY_LENGTHS)}",
     f"law-lr@{max(TRY_LENGTHS)}",
 )
@@ -82,8 +93,72 @@ def rich_scores(rows: list[dict[str, float]], branch: dict[str, float]) -> list[
     return [float(v) if ok else math.inf for v, ok in zip(read, finite, strict=True)]
 
 
+def branch_lrs(centre: float, total: int, steps: int) -> list[float]:
+    """The LRs of a branch's history: a linear warmup to ``centre`` over WARMUP_SHARE, then held."""
+    warm = max(1, round(WARMUP_SHARE * total))
+    return [centre * min(1.0, (s + 1) / warm) for s in range(steps)]
+
+
+def river_slope(lrs: list[float], losses: list[float]) -> float:
+    """``b`` of the river law ``L = c - b ln S1`` (S1: the LR's running sum, its area), fitted by
+    least squares on the last RIVER_FIT_SHARE of a history; 0 where the loss did not fall."""
+    n = len(losses)
+    start = int(n * (1 - RIVER_FIT_SHARE))
+    area = np.cumsum(np.asarray(lrs, dtype=np.float64))[start:n]
+    y = np.asarray(losses[start:], dtype=np.float64)
+    ok = np.isfinite(y) & (area > 0)
+    if ok.sum() < 3:
+        return 0.0
+    slope = float(np.polyfit(np.log(area[ok]), y[ok], 1)[0])
+    return max(-slope, 0.0)
+
+
+def area_scores(rows: list[dict[str, float]], result: dict[str, Any]) -> list[float]:
+    """RICH, plus the progress a candidate below the pick forgoes over the plan that follows.
+
+    Short tries prefer small LRs (short-horizon bias, Wu et al. 2018): over 40 steps a small LR
+    loses little progress, over the plan it loses much. Along the branch's history the training
+    loss falls log-linearly in the LR's area ``S1`` (the "river" of a river-valley landscape,
+    Wen et al. 2024; the ``S1`` term of Tissue et al.'s law): ``L = c - b ln S1``, ``b`` fitted
+    on the history's second half (river_slope). From the branch's area ``S0``, a candidate at
+    ``eta`` gains ``b ln((S0 + eta P) / (S0 + eta t))`` more over the plan (area ``eta P``) than
+    over its try (area ``eta t``), and that is larger the larger ``eta``. So a candidate below the
+    score's pick ``eta*`` is scored ``score(eta) + b [g(eta*) - g(eta)]``, where ``g`` is that gain.
+
+    Above the pick the score is left alone: there the law is not trusted (its area cannot see what
+    a too large LR costs without diverging, which is why the annealing law ranks backwards), and
+    the try's own evidence rules. Like the engine's raise, only where data do not memorise
+    (the branch's validation loss at most RICH_GAP times its training loss): elsewhere more
+    training progress is not a lower validation loss.
+    """
+    scores = [row[RICH] for row in rows]
+    gap = rich_data.RICH_GAP
+    branch = result["branch"]
+    finite = [i for i, v in enumerate(scores) if math.isfinite(v)]
+    if gap is None or not branch["val"] <= gap * branch["train"] or not finite:
+        return scores
+    case = result["case"]
+    w = WORKLOADS[case["workload"]]
+    total = w.total_steps
+    t0 = round(case["branch_share"] * total)
+    lrs = branch_lrs(w.grid_centre, total, t0)
+    b, s0 = river_slope(lrs, result["history"]), sum(lrs)
+    tried = max(TRY_LENGTHS)
+    try_area = tried - cooldown_steps(tried, COOLDOWN_SHARE) / 2  # held, then cooled linearly to 0
+    plan_area = total - t0 - ANNEAL_SHARE * total / 2
+
+    def gain(lr: float) -> float:
+        return b * math.log((s0 + lr * plan_area) / (s0 + lr * try_area))
+
+    pick = min(finite, key=scores.__getitem__)
+    top = gain(rows[pick]["lr"])
+    below = range(pick)
+    return [v + top - gain(rows[i]["lr"]) if i in below else v for i, v in enumerate(scores)]
+
+
 def with_derived_scores(result: dict[str, Any]) -> dict[str, Any]:
-    """Add the scores derived from a case's tries: HORIZON, and RICH where the branch was recorded."""
+    """Add the scores derived from a case's tries: HORIZON; RICH where the branch was recorded; AREA
+    where its history was too."""
     case = result["case"]
     total = WORKLOADS[case["workload"]].total_steps
     horizon = total - round(case["branch_share"] * total)
@@ -92,6 +167,9 @@ def with_derived_scores(result: dict[str, Any]) -> dict[str, Any]:
     for row, value in zip(rows, rich, strict=True):
         row[HORIZON] = horizon_score(row, horizon)
         row[RICH] = value
+    area = area_scores(rows, result) if "history" in result else [math.nan] * len(rows)
+    for row, value in zip(rows, area, strict=True):
+        row[AREA] = value
     return result
 
 

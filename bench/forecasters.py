@@ -15,8 +15,11 @@ try, predict at the far horizon), ``mean10`` (the mean of the try's last 10 loss
 losses: lrpilot's default). With a validation function: ``val`` (the validation loss at the end of
 the held try) and ``cooldown-val`` (at the end of the cooled try: lrpilot with ``val_fn``).
 Derived from the cooled tries: ``horizon-val`` (their loss extrapolated along the try's length to
-the steps left) and ``rich-val`` (read where the engine's rich-data raise takes the pick). The
-laws of bench/loss_laws.py fit the branch's history and every try.
+the steps left), ``rich-val`` (read where the engine's rich-data raise takes the pick) and
+``area-val`` (``rich-val``, plus the progress a candidate below the pick forgoes over the plan, by
+the branch history's fall of the loss in log-area). The laws of bench/loss_laws.py fit the
+branch's history and every try. Each case also stores the history's training losses and every
+try's (``history``, ``curves``), so a new scorer can be measured without training again.
 
 Two truths: each continuation's final validation loss, and its best checkpoint (every T/20 steps:
 the model a job that keeps its best, lrpilot with a ``val_fn``, ends with). Each plan is trained
@@ -34,14 +37,18 @@ import statistics
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from bench.forecaster_scores import (
+    ANNEAL_SHARE,
     BEST,
+    COOLDOWN_SHARE,
     REPLICATE,
     TRY_LENGTHS,
+    branch_lrs,
     summarise,
     with_derived_scores,
 )
@@ -53,9 +60,7 @@ from bench.workloads import WORKLOADS, Workload
 OUT = RESULTS_DIR / "forecasters.json"
 
 CANDIDATE_EXPONENTS = (-2, -1, 0, 1, 2)  # half-decade steps around the grid centre
-COOLDOWN_SHARE = 0.3  # the engine's default try_cooldown
 RAMP_SHARE = 0.3  # ramped tries rise from the branch's LR to the candidate's over this share
-ANNEAL_SHARE = 0.2
 #: Each candidate's plan is trained twice from the branch (see bench.forecaster_scores.REPLICATE).
 REPLICATE_SEED = 1_000
 #: The branch's training-loss level: the mean of its last steps (compared with its validation loss
@@ -117,6 +122,7 @@ def _scores(
     branch: Any,
     cooled_try: dict[float, Any],
     from_lr: float,
+    curves: dict[str, Any],
 ) -> dict[str, float]:
     """Every scorer's value for one candidate LR tried for ``steps`` from the branch point."""
     from lrpilot_service.engine.cooldown import cooldown_steps, cooled_score
@@ -135,6 +141,7 @@ def _scores(
     cooled_losses = _train(w, model, opt, batches, range(start, start + steps), cooling)
     if steps == max(TRY_LENGTHS):
         cooled_try[lr] = ([cooling(s) for s in range(start, start + len(cooled_losses))], cooled_losses)
+    curves[f"{lr!r}@{steps}"] = {"held": held, "cooled": cooled_losses}
     ramp_end = start + round(RAMP_SHARE * steps)
 
     def ramped(s: int) -> float:  # from the branch's LR to the candidate's, then hold, then cool down
@@ -170,12 +177,8 @@ def run_case(case: Case) -> dict[str, Any]:
     opt = build(w, RunSpec(case.workload, "constant", centre, case.seed, total), model).optimizer
     batches = w.batch_indices(case.seed, total + max(TRY_LENGTHS))
     replicate_batches = w.batch_indices(case.seed + REPLICATE_SEED, total)
-    warm = max(1, round(0.05 * total))
-
-    def warmup(s: int) -> float:
-        return centre * min(1.0, (s + 1) / warm)
-
-    history = ([warmup(s) for s in range(t0)], _train(w, model, opt, batches, range(t0), warmup))
+    warmup = branch_lrs(centre, total, t0)
+    history = (warmup, _train(w, model, opt, batches, range(t0), warmup.__getitem__))
     finite = [v for v in history[1][-BRANCH_LEVEL_STEPS:] if math.isfinite(v)]
     level = {"val": w.val_loss(model), "train": statistics.fmean(finite) if finite else math.inf}
     snapshot = (copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict()))
@@ -191,11 +194,14 @@ def run_case(case: Case) -> dict[str, Any]:
 
     rows: list[dict[str, float]] = []
     cooled_try: dict[float, Any] = {}
+    curves: dict[str, Any] = {}
     for k in CANDIDATE_EXPONENTS:
         lr = centre * 10 ** (k / 2)
         row: dict[str, float] = {"lr": lr}
         for steps in TRY_LENGTHS:
-            row.update(_scores(w, model, opt, batches, t0, steps, lr, total, branch, cooled_try, centre))
+            row.update(
+                _scores(w, model, opt, batches, t0, steps, lr, total, branch, cooled_try, centre, curves)
+            )
         lrs = plan(lr)
         for key, order in (("final", batches), (REPLICATE, replicate_batches)):
             branch()
@@ -206,24 +212,27 @@ def run_case(case: Case) -> dict[str, Any]:
     for row in rows:
         row[f"law@{max(TRY_LENGTHS)}"] = law.get(row["lr"], math.inf)
         row[f"law-lr@{max(TRY_LENGTHS)}"] = lr_aware.get(row["lr"], math.inf)
-    return with_derived_scores({"case": case.__dict__, "branch": level, "rows": rows})
+    result = {"case": case.__dict__, "branch": level, "rows": rows, "history": history[1], "curves": curves}
+    return with_derived_scores(result)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.forecasters", description=__doc__.split("\n")[0])
     p.add_argument("--workloads", default=",".join(WORKLOADS))
     p.add_argument("--seeds", type=int, default=2)
+    p.add_argument("--first-seed", type=int, default=0, help="the first seed run")
+    p.add_argument("--out", default=str(OUT), help="where the cases are written (and read by --summarise)")
     p.add_argument("--branches", default="0.1,0.4", help="branch points as shares of the budget")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--summarise", action="store_true", help=f"summarise {OUT.name}, run nothing")
     args = p.parse_args(argv)
     if args.summarise:
-        _print([with_derived_scores(r) for r in json.loads(OUT.read_text())])
+        _print([with_derived_scores(r) for r in json.loads(Path(args.out).read_text())])
         return 0
     cases = [
         Case(w, seed, float(share))
         for w in args.workloads.split(",")
-        for seed in range(args.seeds)
+        for seed in range(args.first_seed, args.first_seed + args.seeds)
         for share in args.branches.split(",")
     ]
     results = []
@@ -232,8 +241,9 @@ def main(argv: list[str] | None = None) -> int:
             results.append(res)
             c = res["case"]
             print(f"{c['workload']} s{c['seed']} at {c['branch_share']:.0%}", file=sys.stderr)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(results))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results))
     _print(results)
     return 0
 

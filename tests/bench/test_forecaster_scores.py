@@ -6,15 +6,25 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+import pytest
+
 from bench.forecaster_scores import (
+    AREA,
     BEST,
     REPLICATE,
+    RICH,
     SCORERS,
     TRY_LENGTHS,
+    area_scores,
+    branch_lrs,
     horizon_score,
     rich_scores,
+    river_slope,
     summarise,
+    with_derived_scores,
 )
+from bench.workloads import WORKLOADS
 
 
 def _case(
@@ -92,3 +102,42 @@ def test_where_data_does_not_memorise_a_candidate_is_scored_by_the_try_below_it(
     assert min(range(5), key=rich.__getitem__) == 2  # the pick moves up one candidate (10**0.5 > 2)
     assert rich[4] == math.inf  # a try that diverged stays out
     assert rich_scores(rows, {"val": 2.0, "train": 1.0}) == [3.0, 1.0, 2.0, 4.0, math.inf]  # memorising
+
+
+def test_the_river_slope_is_the_fall_of_the_loss_per_unit_of_log_area() -> None:
+    lrs = branch_lrs(0.1, 1000, 400)
+    area = np.cumsum(lrs)
+    assert math.isclose(river_slope(lrs, list(3.0 - 0.25 * np.log(area))), 0.25, rel_tol=1e-9)
+    assert river_slope(lrs, list(1.0 + 0.1 * np.log(area))) == 0.0  # a rising loss: no river
+
+
+def _branched(scores: list[float], val: float, slope: float = 0.3) -> dict[str, Any]:
+    """A case on lm_bytes (no memorising: val == train) whose history falls ``slope`` per log-area."""
+    w = WORKLOADS["lm_bytes"]
+    lrs = branch_lrs(w.grid_centre, w.total_steps, 200)
+    history = list(3.0 - slope * np.log(np.cumsum(lrs)))
+    rows = [{"lr": w.grid_centre * 10 ** (k / 2 - 1), RICH: v} for k, v in enumerate(scores)]
+    case = {"workload": "lm_bytes", "seed": 0, "branch_share": 0.1}
+    return {"case": case, "branch": {"val": val, "train": 2.0}, "rows": rows, "history": history}
+
+
+def test_a_candidate_below_the_pick_pays_the_progress_it_forgoes_over_the_plan() -> None:
+    """Tries nearly tie the two smallest LRs; over the plan the smallest makes far less progress."""
+    scores = [2.30, 2.29, 2.32, 2.45, 2.90]
+    case = _branched(scores, val=2.0)
+    area = area_scores(case["rows"], case)
+    assert area[1:] == scores[1:]  # the pick and everything above it keep the try's score
+    assert area[0] > scores[2]  # the smallest LR now ranks below the larger one the try preferred less
+    assert area_scores(case["rows"], _branched(scores, val=3.0)) == scores  # memorising data: the try
+    flat = _branched(scores, val=2.0, slope=0.0)
+    assert area_scores(flat["rows"], flat) == pytest.approx(scores)  # a flat loss forgoes nothing
+
+
+def test_derived_scores_add_the_area_score_only_where_the_history_was_recorded() -> None:
+    case = _branched([2.30, 2.29, 2.32, 2.45, math.inf], val=2.0)
+    for row in case["rows"]:
+        row.update({f"cooldown-val@{t}": row[RICH] for t in TRY_LENGTHS})
+    scored = with_derived_scores(case)["rows"]
+    assert scored[0][AREA] > scored[0][RICH] and scored[4][AREA] == math.inf
+    del case["history"]
+    assert all(math.isnan(row[AREA]) for row in with_derived_scores(case)["rows"])

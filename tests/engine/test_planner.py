@@ -211,34 +211,6 @@ def test_report_after_done_is_rejected() -> None:
         advance(config, state, WindowReport(start_step=40, losses=[1.0]))
 
 
-def test_search_window_replayed_at_other_lrs_is_not_scored() -> None:
-    # After an outage the client replays steps it trained at its fallback LR; such a try says
-    # nothing about the LR it was meant to test, so it must not reach the GP.
-    config = classic(total_steps=2000, candidates=3, lr_min=1e-4, lr_max=1.0)
-    state, decision = advance(config, None, None)
-    assert decision.phase == "search"
-    fallback = [0.005] * decision.steps
-    report = WindowReport(start_step=0, losses=[1.0] * decision.steps, lrs=fallback)
-    state, after = advance(config, state, report)
-    assert "not scored" in after.reason and after.action == "restore"
-    search = state["search"]
-    assert search is not None and search["xs"] == [] and search["voided"] == 1
-    assert summarize(state)[0].candidates == []
-
-
-def test_stage_whose_tries_were_all_voided_keeps_a_safe_lr_and_the_budget() -> None:
-    config = classic(total_steps=1000, candidates=2, lr_min=1e-4, lr_max=1.0)
-    state, decision = advance(config, None, None)
-    consumed = 0
-    while decision.action != "done":
-        lrs = [0.003] * decision.steps if decision.phase == "search" else None
-        report = WindowReport(start_step=decision.start_step, losses=[1.0] * decision.steps, lrs=lrs)
-        consumed += decision.steps
-        state, decision = advance(config, state, report)
-    assert consumed == 1000
-    assert all(s.chosen_lr is not None for s in summarize(state))
-
-
 def test_small_budget_searches_with_fewer_tries_rather_than_not_at_all() -> None:
     decisions = run(classic(total_steps=100, candidates=10))
     tries = [d for d in decisions if d.phase == "search" and d.action in ("snapshot", "restore")]

@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(OUT), help="where the cases are written (and read by --summarise)")
     p.add_argument("--branches", default="0.1,0.4", help="branch points as shares of the budget")
     p.add_argument("--jobs", type=int, default=2)
-    p.add_argument("--summarise", action="store_true", help=f"summarise {OUT.name}, run nothing")
+    p.add_argument("--summarise", action="store_true", help="summarise the cases in --out, run nothing")
     args = p.parse_args(argv)
     if args.summarise:
         _print([with_derived_scores(r) for r in json.loads(Path(args.out).read_text())])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -29,3 +30,21 @@ def test_a_continuation_that_diverges_realises_infinity() -> None:
     w, model, opt, lrs = _branch(1e30, "diabetes_mlp")
     order = w.batch_indices(0, w.total_steps)
     assert _continue(w, model, opt, order, range(0, w.total_steps), lrs) == (math.inf, math.inf)
+
+
+def test_summarise_reads_the_cases_written_to_out(tmp_path: Any, capsys: Any) -> None:
+    """A held-out set of seeds (``--first-seed``) goes to its own file and is summarised from it."""
+    from bench.forecaster_scores import BEST, REPLICATE, SCORERS
+    from bench.forecasters import main
+
+    rows = [
+        {"lr": 10.0**k, **dict.fromkeys(SCORERS, float(k)), "final": 1.0 + k, REPLICATE: 1.0 + k}
+        | {f"final{BEST}": 1.0 + k, f"{REPLICATE}{BEST}": 1.0 + k}
+        for k in range(5)
+    ]
+    case = {"case": {"workload": "lm_bytes", "seed": 4, "branch_share": 0.1}, "rows": rows}
+    out = tmp_path / "heldout.json"
+    out.write_text(json.dumps([case]))
+    assert main(["--summarise", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "| cooldown-val@40 | 1.00 | 1/1 |" in printed

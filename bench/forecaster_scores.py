@@ -73,6 +73,12 @@ def horizon_score(row: dict[str, float], horizon: int) -> float:
     return float(intercept + slope * math.log(horizon))
 
 
+def _does_not_memorise(branch: dict[str, float]) -> bool:
+    """The engine's rich-data rule at the branch: validation at most RICH_GAP times training."""
+    gap = rich_data.RICH_GAP
+    return gap is not None and branch["val"] <= gap * branch["train"]
+
+
 def rich_scores(rows: list[dict[str, float]], branch: dict[str, float]) -> list[float]:
     """The cooled try's validation score as the engine acts on it: where the branch's validation
     loss is at most ``RICH_GAP`` times its training loss (data that does not memorise), a later
@@ -81,8 +87,7 @@ def rich_scores(rows: list[dict[str, float]], branch: dict[str, float]) -> list[
     candidates (the lowest candidate's below them). Elsewhere it is the try's own score.
     """
     scores = [row[f"cooldown-val@{max(TRY_LENGTHS)}"] for row in rows]
-    gap = rich_data.RICH_GAP
-    if gap is None or not branch["val"] <= gap * branch["train"]:
+    if not _does_not_memorise(branch):
         return scores
     logs = np.log10([row["lr"] for row in rows])
     finite = np.isfinite(scores)
@@ -132,10 +137,8 @@ def area_scores(rows: list[dict[str, float]], result: dict[str, Any]) -> list[fl
     training progress is not a lower validation loss.
     """
     scores = [row[RICH] for row in rows]
-    gap = rich_data.RICH_GAP
-    branch = result["branch"]
     finite = [i for i, v in enumerate(scores) if math.isfinite(v)]
-    if gap is None or not branch["val"] <= gap * branch["train"] or not finite:
+    if not _does_not_memorise(result["branch"]) or not finite:
         return scores
     case = result["case"]
     w = WORKLOADS[case["workload"]]

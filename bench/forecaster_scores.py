@@ -153,10 +153,9 @@ def area_scores(rows: list[dict[str, float]], result: dict[str, Any]) -> list[fl
     def gain(lr: float) -> float:
         return b * math.log((s0 + lr * plan_area) / (s0 + lr * try_area))
 
-    pick = min(finite, key=scores.__getitem__)
-    top = gain(rows[pick]["lr"])
-    below = range(pick)
-    return [v + top - gain(rows[i]["lr"]) if i in below else v for i, v in enumerate(scores)]
+    pick = rows[min(finite, key=scores.__getitem__)]["lr"]
+    top = gain(pick)
+    return [v + top - gain(row["lr"]) if row["lr"] < pick else v for row, v in zip(rows, scores, strict=True)]
 
 
 def with_derived_scores(result: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from bench.workloads import WORKLOADS
-from lrpilot_service.engine import rich_data
+from lrpilot_service.engine import rich_data, river
 from lrpilot_service.engine.cooldown import cooldown_steps
 
 TRY_LENGTHS = (10, 20, 40)
@@ -25,8 +25,6 @@ WARMUP_SHARE = 0.05
 COOLDOWN_SHARE = 0.3  # the engine's default try_cooldown
 #: The plan that follows a choice: hold, then a linear anneal to zero over this share of the budget.
 ANNEAL_SHARE = 0.2
-#: The share of the branch's history (its end) that the river's slope is fitted on (river_slope).
-RIVER_FIT_SHARE = 0.5
 #: Each candidate's plan is trained twice from the branch: on the case's batches (the truth the
 #: scorers rank) and on another shuffle (the replicate). How well the replicate ranks the truth is
 #: the ceiling set by batch noise alone: a scorer cannot be expected to rank a realised final loss
@@ -39,7 +37,8 @@ BEST = "-best"
 HORIZON = "horizon-val"
 #: The cooled validation score read where the engine's rich-data raise would take the pick (rich_scores).
 RICH = "rich-val"
-#: RICH, plus the progress a candidate below the pick forgoes over the plan (area_scores).
+#: RICH, plus the progress a candidate below the pick forgoes over the plan (area_scores): the
+#: engine's ranking since river.py.
 AREA = "area-val"
 
 
@@ -104,37 +103,13 @@ def branch_lrs(centre: float, total: int, steps: int) -> list[float]:
     return [centre * min(1.0, (s + 1) / warm) for s in range(steps)]
 
 
-def river_slope(lrs: list[float], losses: list[float]) -> float:
-    """``b`` of the river law ``L = c - b ln S1`` (S1: the LR's running sum, its area), fitted by
-    least squares on the last RIVER_FIT_SHARE of a history; 0 where the loss did not fall."""
-    n = len(losses)
-    start = int(n * (1 - RIVER_FIT_SHARE))
-    area = np.cumsum(np.asarray(lrs, dtype=np.float64))[start:n]
-    y = np.asarray(losses[start:], dtype=np.float64)
-    ok = np.isfinite(y) & (area > 0)
-    if ok.sum() < 3:
-        return 0.0
-    slope = float(np.polyfit(np.log(area[ok]), y[ok], 1)[0])
-    return max(-slope, 0.0)
-
-
 def area_scores(rows: list[dict[str, float]], result: dict[str, Any]) -> list[float]:
-    """RICH, plus the progress a candidate below the pick forgoes over the plan that follows.
-
-    Short tries prefer small LRs (short-horizon bias, Wu et al. 2018): over 40 steps a small LR
-    loses little progress, over the plan it loses much. Along the branch's history the training
-    loss falls log-linearly in the LR's area ``S1`` (the "river" of a river-valley landscape,
-    Wen et al. 2024; the ``S1`` term of Tissue et al.'s law): ``L = c - b ln S1``, ``b`` fitted
-    on the history's second half (river_slope). From the branch's area ``S0``, a candidate at
-    ``eta`` gains ``b ln((S0 + eta P) / (S0 + eta t))`` more over the plan (area ``eta P``) than
-    over its try (area ``eta t``), and that is larger the larger ``eta``. So a candidate below the
-    score's pick ``eta*`` is scored ``score(eta) + b [g(eta*) - g(eta)]``, where ``g`` is that gain.
-
-    Above the pick the score is left alone: there the law is not trusted (its area cannot see what
-    a too large LR costs without diverging, which is why the annealing law ranks backwards), and
-    the try's own evidence rules. Like the engine's raise, only where data do not memorise
-    (the branch's validation loss at most RICH_GAP times its training loss): elsewhere more
-    training progress is not a lower validation loss.
+    """RICH, with each candidate below the pick charged what it forgoes over the plan that follows:
+    the engine's river charge (lrpilot_service/engine/river.py, where the law is explained), from
+    the branch's history. The branch's area ``S0`` and its training losses give the slope ``b``;
+    the plan is held to the anneal, then half the anneal (ANNEAL_SHARE); the try held, then half its
+    cooldown. Like the engine, only where data do not memorise (the branch's validation loss at most
+    RICH_GAP times its training loss).
     """
     scores = [row[RICH] for row in rows]
     finite = [i for i, v in enumerate(scores) if math.isfinite(v)]
@@ -145,17 +120,12 @@ def area_scores(rows: list[dict[str, float]], result: dict[str, Any]) -> list[fl
     total = w.total_steps
     t0 = round(case["branch_share"] * total)
     lrs = branch_lrs(w.grid_centre, total, t0)
-    b, s0 = river_slope(lrs, result["history"]), sum(lrs)
+    b = river.river_slope(np.cumsum(lrs).tolist(), result["history"])
     tried = max(TRY_LENGTHS)
     try_area = tried - cooldown_steps(tried, COOLDOWN_SHARE) / 2  # held, then cooled linearly to 0
     plan_area = total - t0 - ANNEAL_SHARE * total / 2
-
-    def gain(lr: float) -> float:
-        return b * math.log((s0 + lr * plan_area) / (s0 + lr * try_area))
-
-    pick = rows[min(finite, key=scores.__getitem__)]["lr"]
-    top = gain(pick)
-    return [v + top - gain(row["lr"]) if row["lr"] < pick else v for row, v in zip(rows, scores, strict=True)]
+    charged = river.charge([row["lr"] for row in rows], scores, b, sum(lrs), plan_area, try_area)
+    return [math.inf if v is None else v for v in charged]
 
 
 def with_derived_scores(result: dict[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,6 @@ from bench.forecaster_scores import (
     branch_lrs,
     horizon_score,
     rich_scores,
-    river_slope,
     summarise,
     with_derived_scores,
 )
@@ -102,13 +101,6 @@ def test_where_data_does_not_memorise_a_candidate_is_scored_by_the_try_below_it(
     assert min(range(5), key=rich.__getitem__) == 2  # the pick moves up one candidate (10**0.5 > 2)
     assert rich[4] == math.inf  # a try that diverged stays out
     assert rich_scores(rows, {"val": 2.0, "train": 1.0}) == [3.0, 1.0, 2.0, 4.0, math.inf]  # memorising
-
-
-def test_the_river_slope_is_the_fall_of_the_loss_per_unit_of_log_area() -> None:
-    lrs = branch_lrs(0.1, 1000, 400)
-    area = np.cumsum(lrs)
-    assert math.isclose(river_slope(lrs, list(3.0 - 0.25 * np.log(area))), 0.25, rel_tol=1e-9)
-    assert river_slope(lrs, list(1.0 + 0.1 * np.log(area))) == 0.0  # a rising loss: no river
 
 
 def _branched(scores: list[float], val: float, slope: float = 0.3) -> dict[str, Any]:

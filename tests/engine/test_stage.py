@@ -12,7 +12,16 @@ from lrpilot_service.engine.state import State
 
 
 def state_with_tries(xs: list[float], ys: list[float | None]) -> State:
-    state = cast(State, {"search": None, "stage": 0, "stages": []})
+    state = cast(
+        State,
+        {
+            "search": None,
+            "stage": 0,
+            "stages": [],
+            "river": {"area": 0.0, "snapshot": 0.0, "points": []},
+            "next_step": 0,
+        },
+    )
     stage.begin_search(state, 1e-4, 1.0, n=10, tau=100, try_steps=20, kind="all")
     search = stage.searching(state)
     search["xs"], search["ys"] = list(xs), list(ys)

@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 
 from lrpilot.protocol import TunerConfig
-from lrpilot_service.engine import rich_data
+from lrpilot_service.engine import rich_data, river
 from lrpilot_service.engine.budget import lr_of, x_of
 from lrpilot_service.engine.search import Choice, choose_best
 from lrpilot_service.engine.stage import learned_scores, searching, stage_level
@@ -141,9 +141,11 @@ def conclude(state: State, config: TunerConfig, fallback_lr: float) -> tuple[flo
         learned = learned_scores(search, level)
         if any(y is not None for y in learned):  # tries that learned nothing are failures, not ties
             tie = _practical_tie(level, learned)
-            choice = choose_best(search["xs"], learned, sds=search["sds"], tolerance=tie)
+            scores, forgone = river.charged(state, config, search, learned)
+            choice = choose_best(search["xs"], scores, sds=search["sds"], tolerance=tie)
             stalled = sum(y is None for y in learned) - sum(y is None for y in search["ys"])
-            why = choice.reason + (f"; {stalled} tries that made no progress excluded" if stalled else "")
+            why = choice.reason + forgone
+            why += f"; {stalled} tries that made no progress excluded" if stalled else ""
             if EDGE_RESEARCH and _only_the_lowest_learned(search, learned):
                 state["research"] = "all"
                 why += (

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from lrpilot.protocol import Action, Decision, Forecast, Keep, TunerConfig, WindowReport
-from lrpilot_service.engine import divergence, health, keep_best, overfit_stop, rich_data
+from lrpilot_service.engine import divergence, health, keep_best, overfit_stop, rich_data, river
 from lrpilot_service.engine.budget import Budget, resolve
 from lrpilot_service.engine.finish import planning_limit
 from lrpilot_service.engine.next_stage import BACKOFF, plan_next
@@ -110,6 +110,7 @@ def _absorb(
     losses = report.losses
     phase = st["phase"]
     if phase in ("warmup", "exploit", "anneal"):
+        river.note_window(st, st["segment"], report.start_step, losses)
         note_grads(st, report.grad_norms)
         st["recent_losses"] = divergence.remember(st["recent_losses"], losses)
         st["recent_grads"] = divergence.remember(st["recent_grads"], report.grad_norms)
@@ -264,6 +265,7 @@ def _emit(
     keep: Keep | None = None,
 ) -> tuple[State, Decision]:
     """Write the decision for the awaited window into the state and return both."""
+    river.follow(st, action)
     seg, step, phase = st["segment"], st["next_step"], st["phase"]
     steps = 0 if phase == "done" else window_steps(seg, step, window_cap(st, config))
     cap = probe_window(st) if phase == "probe" else None

@@ -52,7 +52,7 @@ REACH_GUARD = 10.0
 _SAME = 1e-4
 
 
-def _does_not_memorise(state: State, config: TunerConfig) -> bool:
+def does_not_memorise(state: State, config: TunerConfig) -> bool:
     """The stage started with a validation loss close to its training loss."""
     if RICH_GAP is None or config.objective != "val":
         return False
@@ -70,7 +70,7 @@ def raised(
     Records a reach in ``state["reach"]`` (the pick), and clears the last stage's.
     """
     state["reach"] = None
-    if search["kind"] not in ("refine", "all") or not _does_not_memorise(state, config):
+    if search["kind"] not in ("refine", "all") or not does_not_memorise(state, config):
         return lr, ""
     tried = [lr_of(x, search["low"], search["high"]) for x in search["xs"]]
     safe = [x for x, y in zip(tried, learned, strict=True) if y is not None]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from lrpilot.protocol import Action, Decision, Forecast, TunerConfig, WindowReport
-from lrpilot_service.engine import halving, health, rich_data
+from lrpilot_service.engine import halving, health, rich_data, river
 from lrpilot_service.engine.budget import Budget, sized_tau
 from lrpilot_service.engine.next_stage import fallback_lr, rise, try_segment
 from lrpilot_service.engine.pick import conclude
@@ -71,6 +71,8 @@ def absorb_search(
     already = step - started if keep_going else 0
     # the exploitation rises from the LR the model was last trained at: the try's, if it goes on
     trained_at = lr_at(st["segment"], max(started, step - 1)) if keep_going else search.get("from_lr")
+    if keep_going:
+        river.note_try(st, started, step)
     reach = rich_data.reach_rise(st, lr, trained_at)
     rising = rise(config, search, trained_at, lr, exploit=True) or reach
     length = sized_tau(st["tau"], lr, search.get("from_lr"))

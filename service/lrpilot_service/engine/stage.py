@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 
 from lrpilot.protocol import Forecast, TunerConfig
-from lrpilot_service.engine import health
+from lrpilot_service.engine import health, river
 from lrpilot_service.engine.budget import lr_of, x_of
 from lrpilot_service.engine.cooldown import cooled_score, cooled_validation
 from lrpilot_service.engine.forecast import LossForecast, forecast_loss
@@ -83,7 +83,8 @@ def next_try(state: State, config: TunerConfig, start: int) -> tuple[TryState | 
     if queue:  # points already chosen (successive halving's finalists) go first, in order
         x, why = queue.pop(0), "a finalist, again at full length"
     else:
-        proposal = propose_next(search["xs"], search["ys"], method=config.search, incumbent=_incumbent(state))
+        ys, _ = river.charged(state, config, search, search["ys"])
+        proposal = propose_next(search["xs"], ys, method=config.search, incumbent=_incumbent(state))
         scored = sum(y is not None for y in search["ys"])
         if proposal.gain is not None and proposal.gain < EARLY_STOP_GAIN and scored >= MIN_TRIES_BEFORE_STOP:
             return None, f"search ends after {len(search['xs'])} tries: the next one is expected to gain " + (

@@ -121,6 +121,15 @@ class ProbeState(TypedDict):
     locating: bool  # the quick pass that finds where the loss moves (range_test.py)
 
 
+class River(TypedDict):
+    """The model's own line (river.py): its LR area, the area at the last snapshot, and one
+    [area, mean training loss] point per warmup, exploit or anneal window."""
+
+    area: float
+    snapshot: float
+    points: list[list[float]]
+
+
 class State(TypedDict):
     """A job's whole engine state (format version :data:`STATE_VERSION`)."""
 
@@ -152,6 +161,7 @@ class State(TypedDict):
     best_val: list[float] | None  # the final hold's best model: [val, training loss, windows above]
     kept_val: float | None  # the validation loss of the model in the client's best slot (keep_best)
     reach: float | None  # the pick a reach raised (rich_data.py): held above it, fallen back to
+    river: River | None  # None: a job begun before river.py, whose line is not known
 
 
 def new_state(tau: int) -> State:
@@ -192,6 +202,7 @@ def new_state(tau: int) -> State:
         "best_val": None,
         "kept_val": None,
         "reach": None,
+        "river": {"area": 0.0, "snapshot": 0.0, "points": []},
     }
 
 
@@ -237,6 +248,7 @@ def copy_state(state: Mapping[str, Any]) -> State:
     copied.setdefault("best_val", None)  # ... from before the hold stopped early
     copied.setdefault("kept_val", None)  # ... from before the job kept its best model
     copied.setdefault("reach", None)  # ... from before a stage could reach above its tries
+    copied.setdefault("river", None)  # ... from before river.py: its line is not known, no charge
     if copied.get("probe") is not None and "lrs" not in copied["probe"]:
         _upgrade_probe(copied)  # ... from before the range test kept the LR of each step
     return cast(State, copied)

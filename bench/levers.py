@@ -315,6 +315,17 @@ LEVERS: dict[str, Lever] = {
         "it that diverged, at most halfway to it)",
         patches={"lrpilot_service.engine.rich_data.REACH_BELOW_DIVERGED": False},
     ),
+    "no-river": _ablation(
+        "a later stage's tries below its pick keep their scores (by default, where validation tracks "
+        "training, each is charged the progress it forgoes over the plan by the job's own fall of "
+        "the loss in log-LR-area: engine/river.py)",
+        patches={"lrpilot_service.engine.river.RIVER": False},
+    ),
+    "own-range-no-river": _ablation(
+        "no-river with the workload's own LR range (paired against lrpilot-own)",
+        lr_range="own",
+        patches={"lrpilot_service.engine.river.RIVER": False},
+    ),
 }
 
 
@@ -369,6 +380,48 @@ def lever_table(
     return lines
 
 
+def paired_table(
+    names: Sequence[str],
+    against: str,
+    workloads: Sequence[str],
+    seeds: int,
+    results: dict[Any, dict[str, Any]],
+) -> list[str]:
+    """Markdown rows: per lever, the IQM over seeds of its final validation loss over ``against``'s
+    on the same workload and seed (paired: no tuned baseline needed), pooled and per workload."""
+    from bench.methods import RunSpec
+
+    head = " | ".join(workloads)
+    lines = [
+        f"| lever | IQM ratio to {against}, paired | worst workload | runs that differ | {head} |",
+        "|---" * (4 + len(workloads)) + "|",
+    ]
+    for name in names:
+        ratios: dict[str, list[float]] = {}
+        for w in workloads:
+            budget = WORKLOADS[w].budget(quick=False)
+            for seed in range(seeds):
+                run = results.get(RunSpec(w, name, None, seed, budget))
+                base = results.get(RunSpec(w, against, None, seed, budget))
+                if run is None or base is None or "error" in run or "error" in base:
+                    continue
+                top = score(run.get("final_val_loss"), run.get("initial_val_loss"))
+                ratios.setdefault(w, []).append(
+                    top / score(base.get("final_val_loss"), base.get("initial_val_loss"))
+                )
+        pooled = [x for values in ratios.values() for x in values]
+        per = {w: iqm(v) for w, v in ratios.items()}
+        worst = max(per, key=lambda w: per[w]) if per else "-"
+        cells = " | ".join(f"{per[w]:.3f}" if w in per else "-" for w in workloads)
+        differ = sum(abs(x - 1) > 1e-12 for x in pooled)
+        aggregate = iqm(pooled) if pooled else math.nan
+        lines.append(
+            f"| {name} | {aggregate:.3f} | {worst} {per.get(worst, math.nan):.3f} | "
+            f"{differ}/{len(pooled)} | {cells} |"
+        )
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     from bench.runner import load_cached, plan, run_all
 
@@ -377,11 +430,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workloads", default=",".join(WORKLOADS))
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--jobs", type=int, default=2)
+    p.add_argument(
+        "--against", help="also compare each lever with this lever or tuner method (lrpilot), run for run"
+    )
     args = p.parse_args(argv)
     names = [n for n in args.levers.split(",") if n]
-    unknown = [n for n in names if n not in LEVERS]
+    if args.against and args.against not in names:
+        names.append(args.against)
+    from bench.methods import TUNER_METHODS, tuner_method
+
+    unknown = [n for n in names if tuner_method(n) is None]
     if unknown:
-        print(f"levers: unknown lever(s) {unknown}; choose from {list(LEVERS)}", file=sys.stderr)
+        print(
+            f"levers: unknown lever(s) {unknown}; choose from {list(LEVERS)} or {list(TUNER_METHODS)}",
+            file=sys.stderr,
+        )
         return 2
     workloads = [w for w in args.workloads.split(",") if w]
     from bench.methods import RunSpec
@@ -409,8 +472,13 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"levers: baselines not cached yet for {sorted(missing)}; left out", file=sys.stderr)
     shown = [w for w in workloads if w not in missing]
-    for line in lever_table(names, shown, args.seeds, results):
-        print(line)
+    if shown:
+        for line in lever_table(names, shown, args.seeds, results):
+            print(line)
+    if args.against:
+        print()
+        for line in paired_table(names, args.against, workloads, args.seeds, results):
+            print(line)
     return 0
 
 

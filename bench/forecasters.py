@@ -17,7 +17,8 @@ the held try) and ``cooldown-val`` (at the end of the cooled try: lrpilot with `
 Derived from the cooled tries: ``horizon-val`` (their loss extrapolated along the try's length to
 the steps left), ``rich-val`` (read where the engine's rich-data raise takes the pick) and
 ``area-val`` (``rich-val``, plus the progress a candidate below the pick forgoes over the plan, by
-the branch history's fall of the loss in log-area). The laws of bench/loss_laws.py fit the
+the branch history's fall of the loss in log-area: the engine's own charge, engine/river.py, so
+this is how the engine ranks a stage's candidates). The laws of bench/loss_laws.py fit the
 branch's history and every try. Each case also stores the history's training losses and every
 try's (``history``, ``curves``), so a new scorer can be measured without training again.
 
@@ -224,10 +225,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(OUT), help="where the cases are written (and read by --summarise)")
     p.add_argument("--branches", default="0.1,0.4", help="branch points as shares of the budget")
     p.add_argument("--jobs", type=int, default=2)
-    p.add_argument("--summarise", action="store_true", help="summarise the cases in --out, run nothing")
+    p.add_argument(
+        "--summarise",
+        nargs="*",
+        metavar="FILE",
+        help="run nothing: summarise the cases of these files pooled (none given: --out)",
+    )
     args = p.parse_args(argv)
-    if args.summarise:
-        _print([with_derived_scores(r) for r in json.loads(Path(args.out).read_text())])
+    if args.summarise is not None:
+        files = args.summarise or [args.out]
+        _print([with_derived_scores(r) for f in files for r in json.loads(Path(f).read_text())])
         return 0
     cases = [
         Case(w, seed, float(share))

@@ -48,3 +48,7 @@ def test_summarise_reads_the_cases_written_to_out(tmp_path: Any, capsys: Any) ->
     assert main(["--summarise", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "| cooldown-val@40 | 1.00 | 1/1 |" in printed
+    other = tmp_path / "seeds-0-3.json"
+    other.write_text(json.dumps([case | {"case": {**case["case"], "seed": 0}}]))
+    assert main(["--summarise", str(out), str(other)]) == 0  # files pooled: one table of both
+    assert "| cooldown-val@40 | 1.00 | 2/2 |" in capsys.readouterr().out

@@ -321,6 +321,15 @@ LEVERS: dict[str, Lever] = {
         "the loss in log-LR-area: engine/river.py)",
         patches={"lrpilot_service.engine.river.RIVER": False},
     ),
+    "refine-4": _ablation(
+        "a refinement runs 4 tries, not 3: its fourth is BO's, where the river charge can steer it",
+        {"refine_candidates": 4},
+    ),
+    "refine-4-no-river": _ablation(
+        "refine-4 without the river charge (BO's fourth try sees the tries' own scores)",
+        {"refine_candidates": 4},
+        patches={"lrpilot_service.engine.river.RIVER": False},
+    ),
     "own-range-no-river": _ablation(
         "no-river with the workload's own LR range (paired against lrpilot-own)",
         lr_range="own",
@@ -388,16 +397,19 @@ def paired_table(
     results: dict[Any, dict[str, Any]],
 ) -> list[str]:
     """Markdown rows: per lever, the IQM over seeds of its final validation loss over ``against``'s
-    on the same workload and seed (paired: no tuned baseline needed), pooled and per workload."""
+    on the same workload and seed (paired: no tuned baseline needed), pooled and per workload,
+    with the lever's own search share."""
     from bench.methods import RunSpec
 
     head = " | ".join(workloads)
     lines = [
-        f"| lever | IQM ratio to {against}, paired | worst workload | runs that differ | {head} |",
-        "|---" * (4 + len(workloads)) + "|",
+        f"| lever | IQM ratio to {against}, paired | worst workload | runs that differ | search share "
+        f"| {head} |",
+        "|---" * (5 + len(workloads)) + "|",
     ]
     for name in names:
         ratios: dict[str, list[float]] = {}
+        shares: list[float] = []
         for w in workloads:
             budget = WORKLOADS[w].budget(quick=False)
             for seed in range(seeds):
@@ -405,19 +417,18 @@ def paired_table(
                 base = results.get(RunSpec(w, against, None, seed, budget))
                 if run is None or base is None or "error" in run or "error" in base:
                     continue
-                top = score(run.get("final_val_loss"), run.get("initial_val_loss"))
-                ratios.setdefault(w, []).append(
-                    top / score(base.get("final_val_loss"), base.get("initial_val_loss"))
-                )
+                top, bottom = (score(r.get("final_val_loss"), r.get("initial_val_loss")) for r in (run, base))
+                ratios.setdefault(w, []).append(top / bottom)
+                shares.append(run.get("search_share") or 0.0)
         pooled = [x for values in ratios.values() for x in values]
         per = {w: iqm(v) for w, v in ratios.items()}
         worst = max(per, key=lambda w: per[w]) if per else "-"
         cells = " | ".join(f"{per[w]:.3f}" if w in per else "-" for w in workloads)
         differ = sum(abs(x - 1) > 1e-12 for x in pooled)
-        aggregate = iqm(pooled) if pooled else math.nan
+        aggregate, share = (iqm(v) if v else math.nan for v in (pooled, shares))
         lines.append(
             f"| {name} | {aggregate:.3f} | {worst} {per.get(worst, math.nan):.3f} | "
-            f"{differ}/{len(pooled)} | {cells} |"
+            f"{differ}/{len(pooled)} | {share:.3f} | {cells} |"
         )
     return lines
 

@@ -16,10 +16,11 @@ Only below the pick: above it the law is not trusted (an area cannot see what a 
 without diverging, which is why Tissue et al.'s law ranked the benchmark's candidates backwards),
 and the try's own evidence rules. So the lowest score stays the lowest: the charge steers BO's
 next try away from small LRs, and the GP's posterior mean, which pools neighbouring tries, may
-move the pick up, never down. Only where the data do not memorise (rich_data.does_not_memorise:
-elsewhere more training progress is no lower validation loss), and in later stages (the first
-one's history is a warmup). Measured on the forecaster benchmark (``python -m bench.forecasters``,
-128 cases): median Spearman against the best checkpoint 0.70 -> 0.80 (docs/engine.md, round 20).
+move the pick (on the benchmark it moved 2 of 40 runs, both up, and only where a refinement ran a
+fourth try). Only where the data do not memorise (rich_data.does_not_memorise: elsewhere more
+training progress is no lower validation loss), and in later stages (the first one's history is a
+warmup). Measured on the forecaster benchmark (``python -m bench.forecasters``, 192 cases): median
+Spearman against the best checkpoint 0.70 -> 0.80 (docs/engine.md, rounds 20 and 21).
 
 The state follows the model's own line: ``river`` holds its area, the area at the last snapshot
 (a restore returns to it), and one (area, mean training loss) point per warmup, exploit or

@@ -17,7 +17,6 @@ from scipy.stats import spearmanr
 
 from bench.workloads import WORKLOADS
 from lrpilot_service.engine import rich_data, river
-from lrpilot_service.engine.cooldown import cooldown_steps
 
 TRY_LENGTHS = (10, 20, 40)
 #: The branch's history: a linear warmup over this share of the budget, then the grid centre held.
@@ -121,8 +120,7 @@ def area_scores(rows: list[dict[str, float]], result: dict[str, Any]) -> list[fl
     t0 = round(case["branch_share"] * total)
     lrs = branch_lrs(w.grid_centre, total, t0)
     b = river.river_slope(np.cumsum(lrs).tolist(), result["history"])
-    tried = max(TRY_LENGTHS)
-    try_area = tried - cooldown_steps(tried, COOLDOWN_SHARE) / 2  # held, then cooled linearly to 0
+    try_area = river.full_lr_steps(max(TRY_LENGTHS), COOLDOWN_SHARE)
     plan_area = total - t0 - ANNEAL_SHARE * total / 2
     charged = river.charge([row["lr"] for row in rows], scores, b, sum(lrs), plan_area, try_area)
     return [math.inf if v is None else v for v in charged]

@@ -86,12 +86,23 @@ def charge(
     ]
 
 
+def full_lr_steps(steps: int, cooldown_share: float) -> float:
+    """A cooled try's length in steps at its full LR (its area over its LR): held, then cooled
+    linearly to zero over ``cooldown_share`` of its steps (cooldown.cooldown_steps)."""
+    return steps - cooldown_steps(steps, cooldown_share) / 2
+
+
+def _area(segment: Segment, start: int, end: int) -> float:
+    """The LR's sum over steps ``[start, end)`` of ``segment``."""
+    return sum(lr_at(segment, s) for s in range(start, end))
+
+
 def note_window(state: State, segment: Segment, start: int, losses: Sequence[float]) -> None:
     """Add a warmup, exploit or anneal window's area and its (area, mean loss) point."""
     river = state["river"]
     if river is None:
         return
-    river["area"] += sum(lr_at(segment, start + i) for i in range(len(losses)))
+    river["area"] += _area(segment, start, start + len(losses))
     finite = [v for v in losses if math.isfinite(v)]
     if finite:
         river["points"].append([river["area"], sum(finite) / len(finite)])
@@ -104,7 +115,7 @@ def note_try(state: State, start: int, end: int) -> None:
     """The winning try goes on into the exploitation: its steps are now the model's."""
     river = state["river"]
     if river is not None:
-        river["area"] += sum(lr_at(state["segment"], s) for s in range(start, end))
+        river["area"] += _area(state["segment"], start, end)
 
 
 def follow(state: State, action: Action) -> None:
@@ -123,21 +134,19 @@ def charged(
     state: State, config: TunerConfig, search: SearchState, scores: Sequence[float | None]
 ) -> tuple[list[float | None], str]:
     """A later stage's scores with the tries below the pick charged (see the module), and why."""
-    budget = resolve(config)
     river = state["river"]
     if (
         river is None
         or not RIVER
         or search["kind"] not in ("refine", "all")
-        or budget.total_steps is None
+        or config.total_steps is None
         or not rich_data.does_not_memorise(state, config)
     ):
         return list(scores), ""
     points = river["points"]
     b = river_slope([p[0] for p in points], [p[1] for p in points])
-    plan = budget.total_steps - state["next_step"] - budget.anneal_reserve / 2
-    steps = search["try_steps"]
-    tried = steps - cooldown_steps(steps, config.try_cooldown) / 2  # held, then cooled linearly to 0
+    plan = config.total_steps - state["next_step"] - resolve(config).anneal_reserve / 2
+    tried = full_lr_steps(search["try_steps"], config.try_cooldown)
     lrs = [lr_of(x, search["low"], search["high"]) for x in search["xs"]]
     out = charge(lrs, scores, b, river["snapshot"], plan, tried)
     if out == list(scores):

@@ -143,3 +143,11 @@ def test_a_job_begun_before_the_river_has_no_line_and_is_never_charged() -> None
     charging["river"] = None
     search = stage.searching(charging)
     assert river.charged(charging, CONFIG, search, search["ys"]) == (search["ys"], "")
+
+
+def test_losses_near_the_largest_float_leave_a_finite_line_and_no_slope() -> None:
+    state = state_with_tries([], [])
+    _train(state, "continue", 3, loss=1e308)  # a plain mean of these overflows
+    assert all(math.isfinite(v) for p in _river(state)["points"] for v in p)
+    huge = [1e308, 1e300, 1e308, 1e290]
+    assert math.isfinite(river.river_slope([1.0, 2.0, 3.0, 4.0], huge))

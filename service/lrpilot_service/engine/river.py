@@ -39,6 +39,7 @@ from lrpilot.protocol import Action, TunerConfig
 from lrpilot_service.engine import rich_data
 from lrpilot_service.engine.budget import lr_of, resolve
 from lrpilot_service.engine.cooldown import cooldown_steps
+from lrpilot_service.engine.moments import mean_sd
 from lrpilot_service.engine.segments import lr_at
 from lrpilot_service.engine.state import SearchState, Segment, State
 
@@ -62,8 +63,9 @@ def river_slope(areas: Sequence[float], losses: Sequence[float]) -> float:
     ok = np.isfinite(y) & (area > 0)
     if ok.sum() < MIN_POINTS or np.ptp(np.log(area[ok])) <= 0:
         return 0.0
-    slope = float(np.polyfit(np.log(area[ok]), y[ok], 1)[0])
-    return max(-slope, 0.0)
+    with np.errstate(all="ignore"):  # losses near 1e308 overflow the fit: no slope, no charge
+        slope = float(np.polyfit(np.log(area[ok]), y[ok], 1)[0])
+    return max(-slope, 0.0) if math.isfinite(slope) else 0.0
 
 
 def charge(
@@ -104,8 +106,8 @@ def note_window(state: State, segment: Segment, start: int, losses: Sequence[flo
         return
     river["area"] += _area(segment, start, start + len(losses))
     finite = [v for v in losses if math.isfinite(v)]
-    if finite:
-        river["points"].append([river["area"], sum(finite) / len(finite)])
+    if finite:  # a plain sum of losses near 1e308 overflows, and the state cannot hold infinity
+        river["points"].append([river["area"], mean_sd(finite)[0]])
     if len(river["points"]) > MAX_POINTS:
         half = len(river["points"]) // 2
         river["points"] = river["points"][:half:2] + river["points"][half:]

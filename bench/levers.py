@@ -448,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     names = [n for n in args.levers.split(",") if n]
     if args.against and args.against not in names:
         names.append(args.against)
-    from bench.methods import TUNER_METHODS, tuner_method
+    from bench.methods import TUNER_METHODS, RunSpec, tuner_method
 
     unknown = [n for n in names if tuner_method(n) is None]
     if unknown:
@@ -458,7 +458,6 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     workloads = [w for w in args.workloads.split(",") if w]
-    from bench.methods import RunSpec
 
     # the table compares with the tuned cosine only: its grid is the one baseline needed
     baselines = [
